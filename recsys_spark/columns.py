@@ -1,0 +1,30 @@
+"""Column names shared by every table and transform.
+
+One place for names, so a rename is one edit. Transforms take these as defaults and
+accept overrides where a caller's frame uses other names.
+"""
+
+from __future__ import annotations
+
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+USER_IDX = "user_idx"
+ITEM_IDX = "item_idx"
+EVENT_ID = "event_id"
+EVENT_TYPE = "event_type"
+EVENT_TS = "event_ts"
+EVENT_DATE = "event_date"
+VALUE = "value"
+WEIGHT = "weight"
+BATCH_ID = "batch_id"
+SOURCE_FILE = "source_file"
+INGESTED_AT = "ingested_at"
+
+# quarantine
+REASON = "reason"
+RAW = "raw"
+QUARANTINED_AT = "quarantined_at"
+
+# Spark's corrupt-record column for CSV / JSON reads.
+CORRUPT_RECORD = "_corrupt_record"
+MALFORMED = "_malformed"

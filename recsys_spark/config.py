@@ -1,0 +1,267 @@
+"""Typed, frozen configuration loaded from YAML.
+
+`conf/base.yml` holds every key with its default; an environment overlay (for example
+`conf/local.yml`) and repeated `--set dotted.key=value` overrides are merged on top.
+The merged mapping is parsed into frozen dataclasses: an unknown key, a value of the
+wrong type or a missing file raises :class:`ConfigError` with a one-line message naming
+the key, before any Spark work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+BASE_FILE = CONF_DIR / "base.yml"
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the message names the key or file."""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where every table lives: all locations derive from `root` (a folder or a URI)."""
+
+    root: str = "data/lake"
+
+    @property
+    def root_uri(self) -> str:
+        """The root as a URI; a plain local path is made absolute (relative to the cwd)."""
+        if "://" in self.root or self.root.startswith(("file:", "dbfs:")):
+            return self.root.rstrip("/")
+        return Path(self.root).resolve().as_uri()
+
+    def table(self, name: str) -> str:
+        """Location of the Delta table `name` under the storage root."""
+        return f"{self.root_uri}/{name}"
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """SparkSession settings; `master` and `driver_memory` apply outside spark-submit only."""
+
+    app_name: str = "recsys-spark"
+    master: str = "local[2]"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = 4
+    log_level: str = "WARN"
+    ui_enabled: bool = False
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Names of the raw log's columns; an empty string means the log has no such column."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+    timestamp: str = "timestamp"
+    event_type: str = "event_type"
+    value: str = "value"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How raw logs are read, validated, weighted and merged into Delta."""
+
+    source: str = "data/sample/events.csv"
+    format: str = "csv"
+    columns: ColumnMapping = field(default_factory=ColumnMapping)
+    csv_delimiter: str = ","
+    csv_header: bool = True
+    csv_columns: tuple[str, ...] = ()
+    timestamp_format: str = "auto"
+    min_timestamp: str = "1995-01-01"
+    max_future_days: int = 1
+    default_event_type: str = "interaction"
+    event_weights: dict[str, float] = field(
+        default_factory=lambda: {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
+    )
+    weight_rule: str = "event"
+    value_threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        _one_of("ingest.format", self.format, ("csv", "json", "parquet"))
+        _one_of(
+            "ingest.timestamp_format", self.timestamp_format, ("auto", "iso", "epoch_s", "epoch_ms")
+        )
+        _one_of("ingest.weight_rule", self.weight_rule, ("event", "value", "event_x_value", "threshold"))
+        if not self.columns.user or not self.columns.item or not self.columns.timestamp:
+            raise ConfigError("ingest.columns: user, item and timestamp must name a column")
+        if not self.event_weights:
+            raise ConfigError("ingest.event_weights: give at least one event type and its weight")
+        if self.weight_rule != "event" and not self.columns.value:
+            raise ConfigError(
+                f"ingest.weight_rule '{self.weight_rule}' needs ingest.columns.value to name a column"
+            )
+        if self.format == "csv" and not self.csv_header and not self.csv_columns:
+            raise ConfigError("ingest.csv_columns: list the column names when csv_header is false")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """The built-in synthetic log (see recsys_spark.sample)."""
+
+    path: str = "data/sample/events.csv"
+    format: str = "csv"
+    n_events: int = 20_000
+    n_users: int = 1_000
+    n_items: int = 500
+    n_groups: int = 8
+    start_date: str = "2026-01-01"
+    days: int = 120
+    seed: int = 42
+    duplicate_fraction: float = 0.01
+    bad_row_fraction: float = 0.002
+    timestamp_format: str = "iso"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow tracking; the embedded SQLite store by default."""
+
+    enabled: bool = True
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "recsys-spark"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The whole configuration of one job run."""
+
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(allowed)}; got '{value}'")
+
+
+def load_config(conf_file: str | Path | None = None, overrides: list[str] | None = None) -> AppConfig:
+    """Load `conf/base.yml`, merge `conf_file` and `key=value` overrides, parse and validate.
+
+    Parameters
+    ----------
+    conf_file
+        An overlay YAML file (for example `conf/local.yml`); None loads the base file only.
+    overrides
+        Strings `dotted.key=value`; the value is parsed as YAML (`10`, `true`, `[a, b]`).
+
+    Returns
+    -------
+    AppConfig
+        Frozen configuration. Raises ConfigError naming the key or file on any problem.
+    """
+    merged = _read_yaml(BASE_FILE)
+    if conf_file is not None:
+        # A file replaces a free-form map (ingest.event_weights) whole ...
+        merged = _deep_merge(merged, _read_yaml(Path(conf_file)), AppConfig, replace_maps=True)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set '{item}': expected dotted.key=value")
+        # ... while --set ingest.event_weights.view=3 changes one entry of it.
+        overlay = _nest(key.strip().split("."), yaml.safe_load(raw))
+        merged = _deep_merge(merged, overlay, AppConfig, replace_maps=False)
+    return from_mapping(AppConfig, merged)
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
+    """Build the dataclass `cls` from `data`, checking every key and type recursively."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config key '{prefix or '<root>'}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{dotted}' (known: {', '.join(sorted(names))})")
+        values[key] = _coerce(hints[key], value, dotted)
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a required field without a default
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}': {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_mapping(hint, value if value is not None else {}, f"{key}.")  # type: ignore[arg-type]
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if value is None else _coerce(args[0], value, key)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be a mapping; got {value!r}")
+        _, value_type = typing.get_args(hint)
+        return {str(k): _coerce(value_type, v, f"{key}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key '{key}' must be a list; got {value!r}")
+        item_type = typing.get_args(hint)[0]
+        return tuple(_coerce(item_type, v, f"{key}[{i}]") for i, v in enumerate(value))
+    return _coerce_scalar(hint, value, key)
+
+
+def _coerce_scalar(hint: Any, value: Any, key: str) -> Any:
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str | int | float) and not isinstance(value, bool),
+    }.get(hint)
+    if ok is None:
+        raise ConfigError(f"config key '{key}' has an unsupported type {hint!r}")
+    if not ok:
+        raise ConfigError(f"config key '{key}' must be {hint.__name__}; got {value!r}")
+    return hint(value)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _deep_merge(
+    base: dict[str, Any], overlay: Mapping[str, Any], cls: Any, *, replace_maps: bool
+) -> dict[str, Any]:
+    """Merge `overlay` into `base` section by section; `cls` is the dataclass at this level."""
+    merged = dict(base)
+    hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+    for key, value in overlay.items():
+        hint = hints.get(key)
+        nested = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
+        if nested and (dataclasses.is_dataclass(hint) or not replace_maps):
+            merged[key] = _deep_merge(merged[key], value, hint, replace_maps=replace_maps)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _nest(keys: list[str], value: Any) -> dict[str, Any]:
+    for key in reversed(keys):
+        value = {key: value}
+    return value

@@ -1,0 +1,1 @@
+"""Ingest raw interaction logs into Delta: validate, quarantine, deduplicate, index, merge."""

@@ -1,0 +1,368 @@
+"""The ingest batch: new raw files -> quarantine, id indices, interactions, ingest logs.
+
+Every step is an idempotent Delta commit keyed by a deterministic batch id (a hash of
+the batch's files, sizes and modification times), so a crash at any point followed by
+a rerun converges to the same tables: the quarantine and log rows of the batch are
+replaced, index and interaction rows are MERGEd on their keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recsys_spark import columns as C
+from recsys_spark import tables
+from recsys_spark.config import IngestConfig, StorageConfig
+from recsys_spark.ingest import schemas
+from recsys_spark.ingest.index import assign_new_indices
+from recsys_spark.ingest.validate import standardize_raw, validate_events
+from recsys_spark.io import delta
+from recsys_spark.io.files import SourceFile, list_source_files, read_header, read_raw_logs
+from recsys_spark.logs import get_logger, stage
+
+log = get_logger(__name__)
+
+
+class ReconciliationError(RuntimeError):
+    """The batch's row counts do not add up: rows were lost or invented somewhere."""
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one raw file in a batch."""
+
+    file: SourceFile
+    status: str  # ingested | failed
+    rows_read: int = 0
+    rows_quarantined: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """Counts of one ingest batch; `rows_read` must equal the sum of the four outcomes."""
+
+    batch_id: str | None
+    files_seen: int
+    files_skipped: int
+    files: tuple[FileOutcome, ...] = ()
+    rows_read: int = 0
+    rows_inserted: int = 0
+    duplicates_in_batch: int = 0
+    duplicates_existing: int = 0
+    rows_quarantined: int = 0
+    new_users: int = 0
+    new_items: int = 0
+    interactions_version: int | None = None
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def files_failed(self) -> int:
+        return sum(f.status == "failed" for f in self.files)
+
+    @property
+    def reconciled(self) -> bool:
+        accounted = (
+            self.rows_inserted
+            + self.duplicates_in_batch
+            + self.duplicates_existing
+            + self.rows_quarantined
+        )
+        return not self.problems and accounted == self.rows_read
+
+    def summary(self) -> str:
+        return (
+            f"batch {self.batch_id}: files {len(self.files)} new ({self.files_failed} failed), "
+            f"{self.files_skipped} already ingested; rows read {self.rows_read} = inserted "
+            f"{self.rows_inserted} + duplicates in batch {self.duplicates_in_batch} + already "
+            f"present {self.duplicates_existing} + quarantined {self.rows_quarantined}; "
+            f"new users {self.new_users}, new items {self.new_items}"
+        )
+
+
+def run_ingest(
+    spark: SparkSession,
+    cfg: IngestConfig,
+    storage: StorageConfig,
+    *,
+    full_refresh: bool = False,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Ingest the files of `cfg.source` not ingested yet (all of them with `full_refresh`).
+
+    Raises ReconciliationError, after recording the batch, when its counts do not add up.
+    """
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    with stage(log, "list source files"):
+        files = list_source_files(spark, cfg.source)
+        done = set() if full_refresh else _ingested_files(spark, storage)
+        pending = [f for f in files if _file_key(f) not in done]
+    log.info("%d files at %s, %d new", len(files), cfg.source, len(pending))
+    if not pending:
+        return IngestReport(batch_id=None, files_seen=len(files), files_skipped=len(files))
+    batch_id = _batch_id(pending)
+    validated, outcomes = _read_validated(spark, cfg, pending, now)
+    report = IngestReport(
+        batch_id=batch_id,
+        files_seen=len(files),
+        files_skipped=len(files) - len(pending),
+        files=tuple(outcomes),
+        rows_read=sum(o.rows_read for o in outcomes),
+    )
+    try:
+        report = _write_batch(spark, storage, validated, report, now, full_refresh)
+    finally:
+        if validated is not None:
+            validated.unpersist()
+    _write_logs(spark, storage, report, now, full_refresh)
+    log.info(report.summary())
+    if not report.reconciled:
+        raise ReconciliationError(f"batch {batch_id} does not reconcile: {report.summary()}; "
+                                  f"{'; '.join(report.problems)}")
+    return report
+
+
+def _read_validated(
+    spark: SparkSession, cfg: IngestConfig, pending: list[SourceFile], now: datetime
+) -> tuple[DataFrame | None, list[FileOutcome]]:
+    """Read and validate all pending files at once; on failure, find the unreadable ones."""
+    with stage(log, f"read and validate {len(pending)} files"):
+        try:
+            return _validated_with_counts(spark, cfg, pending, now)
+        except Exception as exc:  # noqa: BLE001 - any reader failure: isolate the bad files
+            if len(pending) == 1:
+                return None, [FileOutcome(pending[0], "failed", error=_first_line(exc))]
+            log.warning("batch read failed (%s); reading file by file", _first_line(exc))
+        failed, readable = [], []
+        for source in pending:
+            try:
+                frame, _ = _validated_with_counts(spark, cfg, [source], now)
+                frame.unpersist()
+                readable.append(source)
+            except Exception as exc:  # noqa: BLE001
+                log.error("unreadable file %s: %s", source.path, _first_line(exc))
+                failed.append(FileOutcome(source, "failed", error=_first_line(exc)))
+        if not readable:
+            return None, failed
+        frame, outcomes = _validated_with_counts(spark, cfg, readable, now)
+        return frame, outcomes + failed
+
+
+def _validated_with_counts(
+    spark: SparkSession, cfg: IngestConfig, files: list[SourceFile], now: datetime
+) -> tuple[DataFrame, list[FileOutcome]]:
+    mapping = cfg.columns
+    raw_columns = [c for c in (mapping.user, mapping.item, mapping.timestamp, mapping.event_type,
+                               mapping.value) if c]
+    file_columns = None
+    if cfg.format == "csv":
+        file_columns = (
+            read_header(spark, files[0].path, cfg.csv_delimiter) if cfg.csv_header
+            else list(cfg.csv_columns)
+        )
+    raw = read_raw_logs(
+        spark, [f.path for f in files], cfg.format, raw_columns,
+        csv_delimiter=cfg.csv_delimiter, csv_header=cfg.csv_header, file_columns=file_columns,
+    )
+    standard = standardize_raw(
+        raw, user_col=mapping.user, item_col=mapping.item, timestamp_col=mapping.timestamp,
+        event_type_col=mapping.event_type, value_col=mapping.value,
+    )
+    validated = validate_events(
+        standard,
+        timestamp_format=cfg.timestamp_format,
+        min_ts=datetime.fromisoformat(cfg.min_timestamp).replace(tzinfo=UTC),
+        max_ts=now + timedelta(days=cfg.max_future_days),
+        event_weights=cfg.event_weights,
+        default_event_type=cfg.default_event_type,
+        has_event_type=bool(mapping.event_type),
+        weight_rule=cfg.weight_rule,
+        value_threshold=cfg.value_threshold,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = {
+            row[C.SOURCE_FILE]: (row["rows"], row["bad"])
+            for row in validated.groupBy(C.SOURCE_FILE)
+            .agg(F.count(F.lit(1)).alias("rows"), F.count(C.REASON).alias("bad"))
+            .collect()  # one row per file
+        }
+    except Exception:
+        validated.unpersist()
+        raise
+    outcomes = [
+        FileOutcome(f, "ingested", *counts.get(f.path, (0, 0))) for f in files
+    ]
+    unmatched = set(counts) - {f.path for f in files}
+    if unmatched:  # a path spelt differently by the reader: keep the rows, flag the log
+        log.warning("rows from unlisted paths %s", sorted(unmatched))
+    return validated, outcomes
+
+
+def _write_batch(
+    spark: SparkSession,
+    storage: StorageConfig,
+    validated: DataFrame | None,
+    report: IngestReport,
+    now: datetime,
+    full_refresh: bool,
+) -> IngestReport:
+    batch = F.lit(report.batch_id)
+    failed_rows = [
+        (report.batch_id, o.file.path, "unreadable_file", o.error, now)
+        for o in report.files if o.status == "failed"
+    ]
+    quarantine = spark.createDataFrame(failed_rows, schemas.QUARANTINE)
+    if validated is not None:
+        bad = validated.filter(F.col(C.REASON).isNotNull()).select(
+            batch.alias(C.BATCH_ID), C.SOURCE_FILE, C.REASON, C.RAW,
+            F.lit(now).alias(C.QUARANTINED_AT),
+        )
+        quarantine = bad.unionByName(quarantine)
+    with stage(log, "write quarantine"):
+        q_path = storage.table(tables.QUARANTINE)
+        metrics = (
+            delta.overwrite(quarantine, q_path) if full_refresh
+            else delta.replace_where(quarantine, q_path, f"{C.BATCH_ID} = '{report.batch_id}'")
+        )
+    quarantined = metrics.get("numOutputRows", 0) - len(failed_rows)
+    expected_bad = sum(o.rows_quarantined for o in report.files)
+    problems = list(report.problems)
+    if quarantined != expected_bad:
+        problems.append(f"{expected_bad} invalid rows but {quarantined} written to quarantine")
+    report = replace(report, rows_quarantined=quarantined, problems=tuple(problems))
+    if validated is None:
+        return report
+    return _merge_valid(spark, storage, validated, report, now, full_refresh)
+
+
+def _merge_valid(
+    spark: SparkSession,
+    storage: StorageConfig,
+    validated: DataFrame,
+    report: IngestReport,
+    now: datetime,
+    full_refresh: bool,
+) -> IngestReport:
+    valid = validated.filter(F.col(C.REASON).isNull())
+    # Equal event ids mean equal events; only the file can differ: keep the first by name.
+    deduped = valid.groupBy(
+        C.EVENT_ID, C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS, C.EVENT_DATE, C.VALUE, C.WEIGHT
+    ).agg(F.min(C.SOURCE_FILE).alias(C.SOURCE_FILE))
+    with stage(log, "update user and item indices"):
+        new_users = _update_index(spark, storage, deduped, tables.USER_INDEX, C.USER_ID, C.USER_IDX,
+                                  report.batch_id)
+        new_items = _update_index(spark, storage, deduped, tables.ITEM_INDEX, C.ITEM_ID, C.ITEM_IDX,
+                                  report.batch_id)
+    users = delta.read_table(spark, storage.table(tables.USER_INDEX)).select(C.USER_ID, C.USER_IDX)
+    items = delta.read_table(spark, storage.table(tables.ITEM_INDEX)).select(C.ITEM_ID, C.ITEM_IDX)
+    enriched = (
+        deduped.join(users, on=C.USER_ID, how="inner")
+        .join(items, on=C.ITEM_ID, how="inner")
+        .select(
+            *schemas.INTERACTIONS.fieldNames()[:-2],
+            F.lit(report.batch_id).alias(C.BATCH_ID),
+            F.lit(now).alias(C.INGESTED_AT),
+        )
+    )
+    path = storage.table(tables.INTERACTIONS)
+    with stage(log, "merge into interactions"):
+        if full_refresh:
+            metrics = delta.overwrite(enriched, path, partition_by=(C.EVENT_DATE,))
+            source_rows = inserted = metrics.get("numOutputRows", 0)
+        else:
+            delta.ensure_table(spark, path, schemas.INTERACTIONS, partition_by=(C.EVENT_DATE,))
+            metrics = delta.insert_new(spark, enriched, path, key_columns=(C.EVENT_DATE, C.EVENT_ID))
+            source_rows = metrics.get("numSourceRows", 0)
+            inserted = metrics.get("numTargetRowsInserted", 0)
+    valid_rows = report.rows_read - sum(o.rows_quarantined for o in report.files)
+    return replace(
+        report,
+        rows_inserted=inserted,
+        duplicates_existing=source_rows - inserted,
+        duplicates_in_batch=valid_rows - source_rows,
+        new_users=new_users,
+        new_items=new_items,
+        interactions_version=delta.table_version(spark, path),
+    )
+
+
+def _update_index(
+    spark: SparkSession,
+    storage: StorageConfig,
+    events: DataFrame,
+    table: str,
+    id_col: str,
+    idx_col: str,
+    batch_id: str | None,
+) -> int:
+    path = storage.table(table)
+    schema = schemas.index_schema(id_col, idx_col)
+    existing = delta.read_or_empty(spark, path, schema)
+    new = assign_new_indices(events, existing, id_col=id_col, idx_col=idx_col).withColumn(
+        C.BATCH_ID, F.lit(batch_id)
+    )
+    delta.ensure_table(spark, path, schema)
+    return delta.insert_new(spark, new, path, key_columns=(id_col,)).get("numTargetRowsInserted", 0)
+
+
+def _write_logs(
+    spark: SparkSession, storage: StorageConfig, report: IngestReport, now: datetime,
+    full_refresh: bool,
+) -> None:
+    file_rows = [
+        (o.file.path, o.file.size_bytes, o.file.modified_at, report.batch_id, o.status, o.error,
+         o.rows_read, o.rows_quarantined, now)
+        for o in report.files
+    ]
+    batch_row = [(
+        report.batch_id, now, len(report.files), report.files_failed, report.rows_read,
+        report.rows_inserted, report.duplicates_in_batch, report.duplicates_existing,
+        report.rows_quarantined, report.new_users, report.new_items, report.interactions_version,
+        report.reconciled, "; ".join(report.problems) or None,
+    )]
+    condition = f"{C.BATCH_ID} = '{report.batch_id}'"
+    for table, rows, schema in (
+        (tables.INGEST_LOG, file_rows, schemas.INGEST_LOG),
+        (tables.INGEST_BATCHES, batch_row, schemas.INGEST_BATCHES),
+    ):
+        frame = spark.createDataFrame(rows, schema)
+        path = storage.table(table)
+        if full_refresh:
+            delta.overwrite(frame, path)
+        else:
+            delta.replace_where(frame, path, condition)
+
+
+def _file_key(f: SourceFile) -> tuple[str, int, int]:
+    return f.path, f.size_bytes, round(f.modified_at.timestamp() * 1000)
+
+
+def _ingested_files(spark: SparkSession, storage: StorageConfig) -> set[tuple[str, int, int]]:
+    """(path, size, modified epoch ms) of every file an earlier batch ingested successfully."""
+    path = storage.table(tables.INGEST_LOG)
+    if not delta.table_exists(spark, path):
+        return set()
+    rows = (
+        delta.read_table(spark, path)
+        .filter(F.col("status") == "ingested")
+        .select(C.SOURCE_FILE, "size_bytes", F.unix_millis("modified_at"))
+        .collect()  # one row per ingested file, not per event
+    )
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+def _batch_id(files: list[SourceFile]) -> str:
+    signature = "\n".join(f"{f.path}|{f.size_bytes}|{f.modified_at.isoformat()}" for f in files)
+    return hashlib.md5(signature.encode()).hexdigest()[:16]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
+

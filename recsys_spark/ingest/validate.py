@@ -1,0 +1,183 @@
+"""Parse and validate raw log rows: every row gets typed fields or a quarantine reason.
+
+Pure DataFrame -> DataFrame transforms. The first failing rule names the reason; a row
+with a null reason is valid. Reasons, in the order they are checked:
+
+- `malformed_row`: the reader could not split it (wrong number of fields, broken JSON);
+- `missing_user_id`, `missing_item_id`: null or blank id;
+- `missing_timestamp`, `unparseable_timestamp`, `timestamp_out_of_range`;
+- `missing_event_type`, `unknown_event_type` (not a key of the event weights);
+- `non_numeric_value`, `non_finite_value` (NaN, infinity), `negative_value`;
+- `missing_value`: the weight rule needs a value and the row has none.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import chain
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from recsys_spark import columns as C
+
+TIMESTAMP_FORMATS = ("auto", "iso", "epoch_s", "epoch_ms")
+WEIGHT_RULES = ("event", "value", "event_x_value", "threshold")
+# Below 1e11 a number reads as epoch seconds (until year 5138), above as milliseconds.
+EPOCH_MS_FROM = 1e11
+_SEP = "\u001f"  # unit separator: cannot be confused with characters inside ids
+
+_RAW_USER, _RAW_ITEM, _RAW_TS, _RAW_EVENT, _RAW_VALUE = (
+    "_raw_user",
+    "_raw_item",
+    "_raw_ts",
+    "_raw_event",
+    "_raw_value",
+)
+
+
+def standardize_raw(
+    df: DataFrame,
+    *,
+    user_col: str,
+    item_col: str,
+    timestamp_col: str,
+    event_type_col: str = "",
+    value_col: str = "",
+) -> DataFrame:
+    """Rename the mapped raw columns to fixed internal names; "" maps to a null column."""
+
+    def pick(name: str, alias: str) -> Column:
+        return (F.col(f"`{name}`") if name else F.lit(None)).cast("string").alias(alias)
+
+    return df.select(
+        pick(user_col, _RAW_USER),
+        pick(item_col, _RAW_ITEM),
+        pick(timestamp_col, _RAW_TS),
+        pick(event_type_col, _RAW_EVENT),
+        pick(value_col, _RAW_VALUE),
+        F.col(C.MALFORMED),
+        F.col(C.RAW),
+        F.col(C.SOURCE_FILE),
+    )
+
+
+def parse_timestamp(raw: Column, fmt: str) -> Column:
+    """Parse a string column as a timestamp (`fmt` one of TIMESTAMP_FORMATS); null if it fails."""
+    number = F.trim(raw).try_cast("double")
+    finite = number.isNotNull() & ~F.isnan(number) & (F.abs(number) < 1e16)
+    seconds = F.when(finite, number)
+    if fmt == "epoch_s":
+        return seconds.try_cast("timestamp")
+    if fmt == "epoch_ms":
+        return (seconds / 1000.0).try_cast("timestamp")
+    iso = F.try_to_timestamp(F.trim(raw))
+    if fmt == "iso":
+        return iso
+    if fmt != "auto":
+        raise ValueError(f"timestamp format must be one of {TIMESTAMP_FORMATS}; got '{fmt}'")
+    as_epoch = F.when(F.abs(seconds) >= EPOCH_MS_FROM, seconds / 1000.0).otherwise(seconds)
+    return F.when(number.isNotNull(), as_epoch.try_cast("timestamp")).otherwise(iso)
+
+
+def validate_events(
+    df: DataFrame,
+    *,
+    timestamp_format: str,
+    min_ts: datetime,
+    max_ts: datetime,
+    event_weights: dict[str, float],
+    default_event_type: str,
+    has_event_type: bool,
+    weight_rule: str = "event",
+    value_threshold: float = 0.0,
+) -> DataFrame:
+    """Type and check standardized raw rows (see `standardize_raw`).
+
+    Returns
+    -------
+    DataFrame
+        `user_id`, `item_id`, `event_type` (lower case), `event_ts` (timestamp, UTC),
+        `event_date`, `value` (double, nullable), `weight` (double), `event_id` (md5 of
+        the event's fields: the deduplication key), `reason` (null when valid), `raw`
+        (kept for invalid rows only, null otherwise) and `source_file`.
+    """
+    if weight_rule not in WEIGHT_RULES:
+        raise ValueError(f"weight rule must be one of {WEIGHT_RULES}; got '{weight_rule}'")
+    user = F.trim(F.col(_RAW_USER))
+    item = F.trim(F.col(_RAW_ITEM))
+    ts_text = F.trim(F.col(_RAW_TS))
+    ts = parse_timestamp(F.col(_RAW_TS), timestamp_format)
+    event = F.lower(F.trim(F.col(_RAW_EVENT))) if has_event_type else F.lit(default_event_type)
+    value_text = F.trim(F.col(_RAW_VALUE))
+    value = value_text.try_cast("double")
+    known_event = event.isin(list(event_weights))
+
+    reason = (
+        F.when(F.col(C.MALFORMED), "malformed_row")
+        .when(_blank(user), "missing_user_id")
+        .when(_blank(item), "missing_item_id")
+        .when(_blank(ts_text), "missing_timestamp")
+        .when(ts.isNull(), "unparseable_timestamp")
+        .when((ts < F.lit(min_ts)) | (ts > F.lit(max_ts)), "timestamp_out_of_range")
+        .when(_blank(event), "missing_event_type")
+        .when(~known_event, "unknown_event_type")
+        .when(~_blank(value_text) & value.isNull(), "non_numeric_value")
+        .when(F.isnan(value) | (F.abs(value) == float("inf")), "non_finite_value")
+        .when(value < 0, "negative_value")
+    )
+    if weight_rule != "event":
+        reason = reason.when(value.isNull(), "missing_value")
+
+    typed = df.select(
+        user.alias(C.USER_ID),
+        item.alias(C.ITEM_ID),
+        event.alias(C.EVENT_TYPE),
+        ts.alias(C.EVENT_TS),
+        value.alias(C.VALUE),
+        reason.alias(C.REASON),
+        F.col(C.RAW),
+        F.col(C.SOURCE_FILE),
+    )
+    return typed.select(
+        C.USER_ID,
+        C.ITEM_ID,
+        C.EVENT_TYPE,
+        C.EVENT_TS,
+        F.to_date(C.EVENT_TS).alias(C.EVENT_DATE),
+        C.VALUE,
+        _weight(event_weights, weight_rule, value_threshold).alias(C.WEIGHT),
+        event_key().alias(C.EVENT_ID),
+        C.REASON,
+        F.when(F.col(C.REASON).isNotNull(), F.col(C.RAW)).alias(C.RAW),
+        C.SOURCE_FILE,
+    )
+
+
+def event_key() -> Column:
+    """md5 over user, item, event type, timestamp (microseconds) and value: equal events, equal key."""
+    parts = [
+        F.col(C.USER_ID),
+        F.col(C.ITEM_ID),
+        F.col(C.EVENT_TYPE),
+        F.unix_micros(F.col(C.EVENT_TS)).cast("string"),
+        F.coalesce(F.col(C.VALUE).cast("string"), F.lit("")),
+    ]
+    return F.md5(F.concat_ws(_SEP, *parts))
+
+
+def _weight(event_weights: dict[str, float], rule: str, threshold: float) -> Column:
+    weights = F.create_map(*chain.from_iterable((F.lit(k), F.lit(float(v))) for k, v in event_weights.items()))
+    event_weight = F.try_element_at(weights, F.col(C.EVENT_TYPE))
+    value = F.col(C.VALUE)
+    if rule == "value":
+        return value
+    if rule == "event_x_value":
+        return event_weight * value
+    if rule == "threshold":
+        return F.when(value >= threshold, event_weight).otherwise(F.lit(0.0))
+    return event_weight
+
+
+def _blank(col: Column) -> Column:
+    return col.isNull() | (col == "")

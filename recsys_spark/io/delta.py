@@ -1,0 +1,98 @@
+"""Delta Lake reads and writes used across the jobs.
+
+Every write here is one Delta commit: a crash before it leaves the table at its previous
+version, a crash after it leaves the new one. Nothing is ever half written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    """True when `path` holds a Delta table."""
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def read_table(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:
+    """Read the Delta table at `path`, optionally at an older `version` (time travel)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path)
+
+
+def read_or_empty(spark: SparkSession, path: str, schema: T.StructType) -> DataFrame:
+    """The table at `path`, or an empty frame of `schema` when it does not exist yet."""
+    if table_exists(spark, path):
+        return read_table(spark, path)
+    return spark.createDataFrame([], schema)
+
+
+def ensure_table(
+    spark: SparkSession, path: str, schema: T.StructType, partition_by: tuple[str, ...] = ()
+) -> None:
+    """Create an empty Delta table at `path` with `schema` unless one exists there."""
+    if table_exists(spark, path):
+        return
+    writer = spark.createDataFrame([], schema).write.format("delta").mode("ignore")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(path)
+
+
+def overwrite(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> dict[str, int]:
+    """Replace the whole table at `path` with `df` (one commit); returns the commit's metrics."""
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(path)
+    return last_operation_metrics(df.sparkSession, path)
+
+
+def replace_where(df: DataFrame, path: str, condition: str) -> dict[str, int]:
+    """Atomically replace the rows matching `condition` with `df` (an idempotent append)."""
+    if not table_exists(df.sparkSession, path):
+        df.write.format("delta").mode("overwrite").save(path)
+    else:
+        df.write.format("delta").mode("overwrite").option("replaceWhere", condition).save(path)
+    return last_operation_metrics(df.sparkSession, path)
+
+
+def insert_new(
+    spark: SparkSession, source: DataFrame, path: str, key_columns: tuple[str, ...]
+) -> dict[str, int]:
+    """MERGE `source` into the table at `path`, inserting only rows whose key is new.
+
+    Rows whose key already exists are left alone, so re-running the same source adds
+    nothing. `source` must not repeat a key. Returns the MERGE commit's metrics
+    (numSourceRows, numTargetRowsInserted, ...).
+    """
+    condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in key_columns)
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(source.alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return last_operation_metrics(spark, path)
+
+
+def last_operation_metrics(spark: SparkSession, path: str) -> dict[str, int]:
+    """The operationMetrics of the newest commit of the table at `path`, as integers."""
+    row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()
+    metrics: dict[str, Any] = (row["operationMetrics"] if row else None) or {}
+    return {k: int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
+
+
+def table_version(spark: SparkSession, path: str) -> int | None:
+    """The newest version of the table at `path`, or None when there is no table."""
+    if not table_exists(spark, path):
+        return None
+    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
+    return int(row["version"]) if row else None

@@ -1,0 +1,139 @@
+"""Listing and reading raw interaction-log files (CSV, JSON lines, Parquet).
+
+Raw logs are read with every mapped column as a string, so one validation path serves
+every format, and nothing is dropped by a reader: CSV and JSON rows that do not parse
+(a wrong number of fields, broken JSON) come back with their raw text in the corrupt
+record column, to be quarantined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recsys_spark import columns as C
+
+FORMATS = ("csv", "json", "parquet")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One raw log file as the file system reports it."""
+
+    path: str
+    size_bytes: int
+    modified_at: datetime
+
+
+class SourceError(ValueError):
+    """The configured source cannot be listed (missing path, empty folder)."""
+
+
+def list_source_files(spark: SparkSession, source: str) -> list[SourceFile]:
+    """Every data file at `source` (a file, or a folder searched recursively), sorted by path.
+
+    Hidden files and Spark/Hadoop markers (names starting with `.` or `_`) are skipped.
+    Works for any file system Hadoop knows (local paths, s3a://, abfss://, dbfs:/).
+    """
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+    path = jvm.org.apache.hadoop.fs.Path(source)
+    fs = path.getFileSystem(hadoop_conf)
+    if not fs.exists(path):
+        raise SourceError(f"source not found: {source} (set ingest.source to a file or folder)")
+    found = []
+    listing = fs.listFiles(path, True)
+    while listing.hasNext():
+        status = listing.next()
+        name = status.getPath().getName()
+        if name.startswith((".", "_")):
+            continue
+        modified = datetime.fromtimestamp(status.getModificationTime() / 1000, tz=UTC)
+        found.append(SourceFile(status.getPath().toString(), status.getLen(), modified))
+    return sorted(found, key=lambda f: f.path)
+
+
+def read_header(spark: SparkSession, path: str, delimiter: str) -> list[str]:
+    """The column names in the header line of the CSV file at `path` (reads one line)."""
+    return spark.read.option("header", True).option("sep", delimiter).csv(path).columns
+
+
+def read_raw_logs(
+    spark: SparkSession,
+    paths: list[str],
+    fmt: str,
+    raw_columns: list[str],
+    *,
+    csv_delimiter: str = ",",
+    csv_header: bool = True,
+    file_columns: list[str] | None = None,
+) -> DataFrame:
+    """Read raw log files, every column in `raw_columns` as a string.
+
+    Parameters
+    ----------
+    paths
+        Files to read, all of format `fmt` (csv, json or parquet).
+    raw_columns
+        The columns to keep, by their names in the files.
+    file_columns
+        For CSV: every column of the files, in order (the header, or `csv_columns`).
+
+    Returns
+    -------
+    DataFrame
+        `raw_columns` as strings, `_malformed` (the row did not parse: wrong number of
+        fields, broken JSON), `raw` (the row's original text: the broken line for rows
+        that did not parse, else its fields as JSON) and `source_file`.
+    """
+    if fmt == "csv":
+        names = file_columns or raw_columns
+        schema = _string_schema(names, with_corrupt=True)
+        df = (
+            spark.read.schema(schema)
+            .option("header", csv_header)
+            .option("enforceSchema", not csv_header)  # a header that disagrees fails the file
+            .option("sep", csv_delimiter)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", C.CORRUPT_RECORD)
+            .csv(paths)
+        )
+    elif fmt == "json":
+        schema = _string_schema(raw_columns, with_corrupt=True)
+        df = (
+            spark.read.schema(schema)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", C.CORRUPT_RECORD)
+            .json(paths)
+        )
+    elif fmt == "parquet":
+        df = spark.read.parquet(*paths)
+        missing = [c for c in raw_columns if c not in df.columns]
+        if missing:
+            raise SourceError(f"parquet files lack the mapped columns {missing}; see ingest.columns")
+        df = df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in raw_columns])
+        df = df.withColumn(C.CORRUPT_RECORD, F.lit(None).cast("string"))
+    else:
+        raise SourceError(f"unknown format '{fmt}' (one of {', '.join(FORMATS)})")
+    return df.select(
+        *[F.col(f"`{c}`") for c in raw_columns],
+        F.col(C.CORRUPT_RECORD).isNotNull().alias(C.MALFORMED),
+        _raw_text(raw_columns).alias(C.RAW),
+        F.col("_metadata.file_path").alias(C.SOURCE_FILE),
+    )
+
+
+def _raw_text(raw_columns: list[str]) -> Column:
+    fields = F.to_json(F.struct(*[F.col(f"`{c}`") for c in raw_columns]))
+    return F.coalesce(F.col(C.CORRUPT_RECORD), fields)
+
+
+def _string_schema(names: list[str], *, with_corrupt: bool) -> T.StructType:
+    fields = [T.StructField(n, T.StringType(), True) for n in names]
+    if with_corrupt:
+        fields.append(T.StructField(C.CORRUPT_RECORD, T.StringType(), True))
+    return T.StructType(fields)

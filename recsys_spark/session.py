@@ -1,0 +1,100 @@
+"""The one SparkSession factory.
+
+Outside spark-submit (plain `python jobs/x.py`, notebooks, tests) it starts a local
+session: master and driver memory from config, Delta's jars from the project's `jars/`
+folder (filled once by `make jars` from Maven Central, then used offline). Under
+spark-submit the JVM is already running: the master, memory and jars come from the
+spark-submit command line, and this code only adds the SQL settings.
+
+Run `python -m recsys_spark.session` to print the comma-separated jar list for
+`spark-submit --jars`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from recsys_spark.config import SparkConfig
+
+JARS_DIR = Path(os.environ.get("RECSYS_SPARK_JARS", Path(__file__).resolve().parent.parent / "jars"))
+# Used only when jars/ is empty (for example a notebook outside the checkout): Spark then
+# resolves the same artifact through Ivy. Keep in step with jars/pom.xml.
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+
+
+class SparkSetupError(RuntimeError):
+    """Spark or its Delta jars cannot be set up; the message says how to fix it."""
+
+
+def delta_jars(jars_dir: Path = JARS_DIR) -> list[str]:
+    """The jar files in `jars_dir`, sorted; empty when `make jars` has not run."""
+    return sorted(str(p) for p in jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
+
+
+def under_spark_submit() -> bool:
+    """True when spark-submit launched this Python process (its JVM is already running)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
+    """Return the SparkSession for a job, creating it with Delta Lake configured.
+
+    Parameters
+    ----------
+    cfg
+        Spark settings; defaults to `SparkConfig()`.
+
+    Returns
+    -------
+    SparkSession
+        UTC session time zone, Delta SQL extension and catalog, `cfg.shuffle_partitions`
+        shuffle partitions, and every `cfg.conf` entry.
+    """
+    cfg = cfg or SparkConfig()
+    builder = SparkSession.builder.appName(cfg.app_name)
+    settings: dict[str, str] = {
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        # Progress bars interleave with our own stage logging; jobs log progress themselves.
+        "spark.ui.showConsoleProgress": "false",
+        "spark.ui.enabled": str(cfg.ui_enabled).lower(),
+        # Small Delta logs in local runs: a 50-partition state reconstruction is pure overhead.
+        "spark.databricks.delta.snapshotPartitions": str(max(cfg.shuffle_partitions, 1)),
+    }
+    if not under_spark_submit():
+        builder = builder.master(cfg.master)
+        settings["spark.driver.memory"] = cfg.driver_memory
+        settings.update(_jar_settings())
+    settings.update(cfg.conf)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(cfg.log_level)
+    return spark
+
+
+def _jar_settings() -> dict[str, str]:
+    jars = delta_jars()
+    if jars:
+        return {"spark.jars": ",".join(jars)}
+    if os.environ.get("RECSYS_SPARK_ALLOW_IVY") == "1":
+        ivy = Path.home() / ".cache" / "recsys-spark" / "ivy"
+        return {"spark.jars.packages": DELTA_PACKAGE, "spark.jars.ivy": str(ivy)}
+    raise SparkSetupError(
+        f"no Delta jars in {JARS_DIR}: run `make jars` (needs Maven), "
+        "or set RECSYS_SPARK_ALLOW_IVY=1 to let Spark resolve them through Ivy"
+    )
+
+
+if __name__ == "__main__":
+    jars = delta_jars()
+    if not jars:
+        sys.exit(f"no jars in {JARS_DIR}: run `make jars` first")
+    print(",".join(jars))

@@ -1,0 +1,45 @@
+"""One Spark session for the whole test run: local[2], 2 shuffle partitions, UTC, no UI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from recsys_spark.config import SparkConfig
+from recsys_spark.session import get_spark
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+ML100K = Path(os.environ.get("RECSYS_ML100K", SHARED / "datasets" / "ml-100k"))
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    cfg = SparkConfig(
+        app_name="recsys-spark-tests",
+        master="local[2]",
+        driver_memory="2g",
+        shuffle_partitions=2,
+        log_level="ERROR",
+        ui_enabled=False,
+        conf={
+            "spark.sql.warehouse.dir": str(warehouse),
+            "spark.default.parallelism": "2",
+            # Tiny tables: skip Delta's per-write stats collection overheads where harmless.
+            "spark.databricks.delta.snapshotPartitions": "1",
+        },
+    )
+    session = get_spark(cfg)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def ml100k_dir() -> Path:
+    if not (ML100K / "ml-100k.inter").is_file():
+        pytest.skip(f"MovieLens-100K not found at {ML100K} (set RECSYS_ML100K to its folder)")
+    return ML100K
