@@ -28,3 +28,15 @@ QUARANTINED_AT = "quarantined_at"
 # Spark's corrupt-record column for CSV / JSON reads.
 CORRUPT_RECORD = "_corrupt_record"
 MALFORMED = "_malformed"
+
+# affinity
+AFFINITY = "affinity"
+N_EVENTS = "n_events"
+LAST_TS = "last_ts"
+
+# recommendations
+RANK = "rank"
+SCORE = "score"
+MODEL = "model"
+RUN_ID = "run_id"
+SOURCE = "source"  # what produced the list: the model itself, or the popularity fallback

@@ -1,0 +1,39 @@
+"""The recommendations table: the contract every model's top-N writes and evaluation reads.
+
+One row per (model, user, rank): `user_id`, `item_id` (the original string ids),
+`rank` (1 = best), `score`, `model`, `source` (`model` or `popularity` for the cold-start
+fallback), `run_id`. Rankings break score ties by item id, so reruns are identical.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from recsys_spark import columns as C
+from recsys_spark.io import delta
+
+SCHEMA = T.StructType(
+    [
+        T.StructField(C.USER_ID, T.StringType(), False),
+        T.StructField(C.ITEM_ID, T.StringType(), False),
+        T.StructField(C.RANK, T.IntegerType(), False),
+        T.StructField(C.SCORE, T.DoubleType(), True),
+        T.StructField(C.MODEL, T.StringType(), False),
+        T.StructField(C.SOURCE, T.StringType(), False),
+        T.StructField(C.RUN_ID, T.StringType(), True),
+    ]
+)
+
+
+def write_recommendations(recs: DataFrame, path: str, model: str) -> dict[str, int]:
+    """Replace the rows of `model` in the recommendations table at `path` (one commit).
+
+    `recs` must have the columns of SCHEMA (extra columns are dropped) and hold only
+    rows of `model`. Other models' rows are left as they are. Returns the commit metrics.
+    """
+    missing = [f.name for f in SCHEMA.fields if f.name not in recs.columns]
+    if missing:
+        raise ValueError(f"recommendations lack the columns {missing}")
+    rows = recs.select(*[recs[f.name].cast(f.dataType).alias(f.name) for f in SCHEMA.fields])
+    return delta.replace_where(rows, path, f"{C.MODEL} = '{model}'")
