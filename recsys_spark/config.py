@@ -137,6 +137,100 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class AlsTuningConfig:
+    """Search over rank, regParam and alpha, scored by NDCG@10 on a validation part."""
+
+    enabled: bool = False
+    mode: str = "grid"
+    n_trials: int = 8
+    ranks: tuple[int, ...] = (32, 64, 128)
+    reg_params: tuple[float, ...] = (0.03, 0.1, 0.3)
+    alphas: tuple[float, ...] = (0.5, 1.0, 4.0, 40.0)
+    validation_ratio: float = 0.2
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        _one_of("als.tuning.mode", self.mode, ("grid", "random"))
+        if not self.ranks or not self.reg_params or not self.alphas:
+            raise ConfigError("als.tuning: ranks, reg_params and alphas need >= 1 value each")
+        if not 0.0 < self.validation_ratio < 1.0:
+            raise ConfigError("als.tuning.validation_ratio must be in (0, 1)")
+        if self.n_trials <= 0:
+            raise ConfigError("als.tuning.n_trials must be positive")
+
+
+@dataclass(frozen=True)
+class AlsConfig:
+    """Implicit ALS on the user-item affinity (see recsys_spark.als)."""
+
+    rank: int = 64
+    reg_param: float = 0.1
+    alpha: float = 1.0
+    max_iter: int = 15
+    seed: int = 42
+    num_user_blocks: int = 4
+    num_item_blocks: int = 4
+    log_scaling: bool = False
+    log_eps: float = 1.0
+    half_life_days: float | None = None
+    window_days: float | None = None
+    checkpoint_interval: int = 10
+    tuning: AlsTuningConfig = field(default_factory=AlsTuningConfig)
+
+    def __post_init__(self) -> None:
+        if self.rank <= 0 or self.max_iter <= 0:
+            raise ConfigError("als.rank and als.max_iter must be positive")
+        if self.reg_param < 0 or self.alpha < 0:
+            raise ConfigError("als.reg_param and als.alpha must be >= 0")
+        if self.log_eps <= 0:
+            raise ConfigError("als.log_eps must be positive")
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """Top-N serving: list length and the popularity fallback for cold or short histories."""
+
+    top_n: int = 10
+    min_interactions: int = 3
+    popularity_window_days: float | None = 30.0
+
+    def __post_init__(self) -> None:
+        if self.top_n <= 0:
+            raise ConfigError("recommend.top_n must be positive")
+
+
+SIMILARITY_MEASURES = ("count", "jaccard", "cosine", "lift", "inclusion", "llr")
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    """Item-item co-occurrence similarities and item-based top-N (jobs/similarity.py)."""
+
+    measures: tuple[str, ...] = ("jaccard", "cosine", "llr")
+    min_support: int = 2
+    max_per_user: int = 500
+    max_per_item: int = 500
+    top_k: int = 50
+    seed: int = 42
+    half_life_days: float | None = None
+    window_days: float | None = None
+    top_n: int = 10
+    similar_items_n: int = 10
+    num_partitions: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.measures:
+            raise ConfigError("similarity.measures: list at least one measure")
+        for measure in self.measures:
+            _one_of("similarity.measures", measure, SIMILARITY_MEASURES)
+        for key in ("min_support", "max_per_user", "max_per_item", "top_k", "top_n"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"similarity.{key} must be positive")
+        if self.similar_items_n <= 0 or self.num_partitions < 0:
+            raise ConfigError("similarity.similar_items_n must be > 0, num_partitions >= 0")
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """The whole configuration of one job run."""
 
@@ -145,6 +239,9 @@ class AppConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    als: AlsConfig = field(default_factory=AlsConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -160,7 +257,8 @@ def load_config(conf_file: str | Path | None = None, overrides: list[str] | None
     conf_file
         An overlay YAML file (for example `conf/local.yml`); None loads the base file only.
     overrides
-        Strings `dotted.key=value`; the value is parsed as YAML (`10`, `true`, `[a, b]`).
+        Strings `dotted.key=value`; the value is parsed as YAML (`10`, `true`, `[a, b]`);
+        `key=` sets an empty string.
 
     Returns
     -------
@@ -176,7 +274,8 @@ def load_config(conf_file: str | Path | None = None, overrides: list[str] | None
         if not sep or not key.strip():
             raise ConfigError(f"--set '{item}': expected dotted.key=value")
         # ... while --set ingest.event_weights.view=3 changes one entry of it.
-        overlay = _nest(key.strip().split("."), yaml.safe_load(raw))
+        value = yaml.safe_load(raw) if raw.strip() else ""  # `key=` sets an empty string
+        overlay = _nest(key.strip().split("."), value)
         merged = _deep_merge(merged, overlay, AppConfig, replace_maps=False)
     return from_mapping(AppConfig, merged)
 

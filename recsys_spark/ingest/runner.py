@@ -226,11 +226,13 @@ def _write_batch(
         quarantine = bad.unionByName(quarantine)
     with stage(log, "write quarantine"):
         q_path = storage.table(tables.QUARANTINE)
-        metrics = (
-            delta.overwrite(quarantine, q_path) if full_refresh
-            else delta.replace_where(quarantine, q_path, f"{C.BATCH_ID} = '{report.batch_id}'")
-        )
-    quarantined = metrics.get("numOutputRows", 0) - len(failed_rows)
+        if full_refresh:
+            delta.overwrite(quarantine, q_path)
+        else:
+            delta.replace_where(quarantine, q_path, f"{C.BATCH_ID} = '{report.batch_id}'")
+    # Counted back from the table: what is stored, not what we meant to store.
+    stored = delta.read_table(spark, q_path).filter(F.col(C.BATCH_ID) == report.batch_id)
+    quarantined = stored.filter(F.col(C.REASON) != "unreadable_file").count()
     expected_bad = sum(o.rows_quarantined for o in report.files)
     problems = list(report.problems)
     if quarantined != expected_bad:
@@ -271,18 +273,28 @@ def _merge_valid(
         )
     )
     path = storage.table(tables.INTERACTIONS)
-    with stage(log, "merge into interactions"):
-        if full_refresh:
-            metrics = delta.overwrite(enriched, path, partition_by=(C.EVENT_DATE,))
-            source_rows = inserted = metrics.get("numOutputRows", 0)
-        else:
-            delta.ensure_table(spark, path, schemas.INTERACTIONS, partition_by=(C.EVENT_DATE,))
-            metrics = delta.insert_new(spark, enriched, path, key_columns=(C.EVENT_DATE, C.EVENT_ID))
-            source_rows = metrics.get("numSourceRows", 0)
-            inserted = metrics.get("numTargetRowsInserted", 0)
+    enriched = enriched.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        source_rows = enriched.count()
+        with stage(log, f"merge {source_rows} distinct events into interactions"):
+            if full_refresh:
+                metrics = delta.overwrite(enriched, path, partition_by=(C.EVENT_DATE,))
+                inserted = metrics.get("numOutputRows", 0)
+                merged_rows = inserted
+            else:
+                delta.ensure_table(spark, path, schemas.INTERACTIONS, partition_by=(C.EVENT_DATE,))
+                metrics = delta.insert_new(spark, enriched, path, (C.EVENT_DATE, C.EVENT_ID))
+                inserted = metrics.get("numTargetRowsInserted", 0)
+                merged_rows = metrics.get("numSourceRows", source_rows)
+    finally:
+        enriched.unpersist()
+    problems = list(report.problems)
+    if merged_rows != source_rows:
+        problems.append(f"{source_rows} distinct valid events but the write saw {merged_rows}")
     valid_rows = report.rows_read - sum(o.rows_quarantined for o in report.files)
     return replace(
         report,
+        problems=tuple(problems),
         rows_inserted=inserted,
         duplicates_existing=source_rows - inserted,
         duplicates_in_batch=valid_rows - source_rows,

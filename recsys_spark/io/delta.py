@@ -47,20 +47,22 @@ def ensure_table(
 
 def overwrite(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> dict[str, int]:
     """Replace the whole table at `path` with `df` (one commit); returns the commit's metrics."""
+    before = table_version(df.sparkSession, path)
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(path)
-    return last_operation_metrics(df.sparkSession, path)
+    return commit_metrics(df.sparkSession, path, before)
 
 
 def replace_where(df: DataFrame, path: str, condition: str) -> dict[str, int]:
     """Atomically replace the rows matching `condition` with `df` (an idempotent append)."""
-    if not table_exists(df.sparkSession, path):
-        df.write.format("delta").mode("overwrite").save(path)
-    else:
-        df.write.format("delta").mode("overwrite").option("replaceWhere", condition).save(path)
-    return last_operation_metrics(df.sparkSession, path)
+    before = table_version(df.sparkSession, path)
+    writer = df.write.format("delta").mode("overwrite")
+    if before is not None:
+        writer = writer.option("replaceWhere", condition)
+    writer.save(path)
+    return commit_metrics(df.sparkSession, path, before)
 
 
 def insert_new(
@@ -73,6 +75,7 @@ def insert_new(
     (numSourceRows, numTargetRowsInserted, ...).
     """
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in key_columns)
+    before = table_version(spark, path)
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
@@ -80,11 +83,18 @@ def insert_new(
         .whenNotMatchedInsertAll()
         .execute()
     )
-    return last_operation_metrics(spark, path)
+    return commit_metrics(spark, path, before)
 
 
-def last_operation_metrics(spark: SparkSession, path: str) -> dict[str, int]:
-    """The operationMetrics of the newest commit of the table at `path`, as integers."""
+def commit_metrics(spark: SparkSession, path: str, before: int | None) -> dict[str, int]:
+    """operationMetrics of the commit just made, as integers; {} when none was made.
+
+    `before` is the table version read just before the write: Delta skips the commit of
+    some no-op writes, and then the newest commit is an older one whose metrics must
+    not be taken for this write's.
+    """
+    if table_version(spark, path) == before:
+        return {}
     row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()
     metrics: dict[str, Any] = (row["operationMetrics"] if row else None) or {}
     return {k: int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recsys_spark.cli import job_parser, parse_job_args
+from recsys_spark.config import AppConfig, ConfigError, load_config
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_base_file_matches_dataclass_defaults():
+    # base.yml documents every key; it must not drift from the code's defaults.
+    assert load_config() == AppConfig()
+
+
+def test_overlay_and_overrides_are_typed():
+    cfg = load_config(
+        CONF / "local.yml",
+        ["storage.root=/tmp/elsewhere", "spark.shuffle_partitions=8", "ingest.csv_header=false",
+         "ingest.csv_columns=[a, b, c]"],
+    )
+    assert cfg.storage.root == "/tmp/elsewhere"
+    assert cfg.spark.shuffle_partitions == 8
+    assert cfg.ingest.csv_columns == ("a", "b", "c")
+
+
+def test_every_table_derives_from_the_storage_root():
+    cfg = load_config(None, ["storage.root=s3a://bucket/recsys"])
+    assert cfg.storage.table("interactions") == "s3a://bucket/recsys/interactions"
+    local = load_config(None, ["storage.root=/tmp/lake/"])
+    assert local.storage.table("quarantine") == "file:///tmp/lake/quarantine"
+
+
+def test_file_replaces_a_map_but_set_changes_one_entry():
+    ml = load_config(CONF / "movielens.yml")
+    assert ml.ingest.event_weights == {"rating": 1.0}
+    one = load_config(None, ["ingest.event_weights.view=3"])
+    assert one.ingest.event_weights == {"view": 3.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["ingest.colums.user=x"], "unknown config key 'ingest.colums'"),
+        (["spark.shuffle_partitions=many"], "'spark.shuffle_partitions' must be int"),
+        (["spark.shuffle_partitions=true"], "'spark.shuffle_partitions' must be int"),
+        (["ingest.format=xml"], "'ingest.format' must be one of"),
+        (["ingest.event_weights.view=heavy"], "'ingest.event_weights.view' must be float"),
+        (["storage"], "expected dotted.key=value"),
+        (["ingest.weight_rule=value", "ingest.columns.value="], "needs ingest.columns.value"),
+    ],
+)
+def test_bad_config_fails_with_one_line_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(None, overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yml"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_job_exits_2_with_message_before_spark(capsys):
+    parser = job_parser("test job")
+    with pytest.raises(SystemExit) as info:
+        parse_job_args(parser, ["--set", "spark.master=", "--set", "nosuch.key=1"])
+    assert info.value.code == 2
+    assert "unknown config key 'nosuch'" in capsys.readouterr().err

@@ -1,0 +1,206 @@
+"""End-to-end ingest into Delta in a temporary folder: the bad-input corpus, reruns,
+incremental batches, unreadable files, other formats, full refresh."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from recsys_spark import columns as C
+from recsys_spark import tables
+from recsys_spark.config import IngestConfig, StorageConfig, load_config
+from recsys_spark.ingest.runner import run_ingest
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+HEADER = "user_id,item_id,event_type,timestamp,value\n"
+GOOD = [
+    "u1,i1,view,2026-01-05T10:00:00Z,12.5",
+    "u1,i2,purchase,2026-01-05T10:05:00Z,2",
+    "u2,i1,click,1767607200,",
+    "u2,i3,view,1767607200000,3",
+    "u3,i2,add_to_cart,2026-01-06T00:00:00Z,1",
+    "u3,i3,view,2026-02-01T08:00:00Z,",
+]
+BAD = {
+    ",i1,view,2026-01-05T10:00:00Z,": "missing_user_id",
+    "u4,,view,2026-01-05T10:00:00Z,": "missing_item_id",
+    "u4,i4,view,,": "missing_timestamp",
+    "u4,i4,view,not-a-time,": "unparseable_timestamp",
+    "u4,i4,view,1970-01-01T00:00:00Z,": "timestamp_out_of_range",
+    "u4,i4,teleport,2026-01-05T10:00:00Z,": "unknown_event_type",
+    "u4,i4,view,2026-01-05T10:00:00Z,lots": "non_numeric_value",
+    "u4,i4,view,2026-01-05T10:00:00Z,-1": "negative_value",
+    "u4,i4,view,2026-01-05T10:00:00Z,NaN": "non_finite_value",
+    "u4,i4": "malformed_row",
+    "u4,i4,view,2026-01-05T10:00:00Z,1,extra": "malformed_row",
+}
+
+
+def _write(path: Path, lines: list[str], header: str = HEADER) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n".join(lines) + "\n")
+    return path
+
+
+def _snapshot(spark, storage: StorageConfig) -> dict:
+    read = lambda name: spark.read.format("delta").load(storage.table(name))  # noqa: E731
+    return {
+        "interactions": read(tables.INTERACTIONS).count(),
+        "version": DeltaTable.forPath(spark, storage.table(tables.INTERACTIONS)).history(1).first()["version"],
+        "users": {r[0]: r[1] for r in read(tables.USER_INDEX).select(C.USER_ID, C.USER_IDX).collect()},
+        "items": {r[0]: r[1] for r in read(tables.ITEM_INDEX).select(C.ITEM_ID, C.ITEM_IDX).collect()},
+        "quarantine": sorted(
+            (r[0], r[1]) for r in read(tables.QUARANTINE).select(C.REASON, C.RAW).collect()
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def history(spark, tmp_path_factory):
+    """Run the ingest steps once, in order, and keep what each step returned and left."""
+    root = tmp_path_factory.mktemp("ingest")
+    source = root / "logs"
+    cfg = IngestConfig(source=str(source))
+    storage = StorageConfig(root=str(root / "lake"))
+    _write(source / "day1.csv", GOOD + GOOD[:2] + list(BAD))
+    steps = {}
+    steps["first"] = (run_ingest(spark, cfg, storage, now=NOW), _snapshot(spark, storage))
+    steps["rerun"] = (run_ingest(spark, cfg, storage, now=NOW), _snapshot(spark, storage))
+    # day 2: one event already ingested, one new user with a new item sorting first
+    _write(source / "day2.csv", [GOOD[0], "u0,i0,view,2026-01-07T00:00:00Z,"])
+    steps["day2"] = (run_ingest(spark, cfg, storage, now=NOW), _snapshot(spark, storage))
+    steps["refresh"] = (
+        run_ingest(spark, cfg, storage, full_refresh=True, now=NOW), _snapshot(spark, storage)
+    )
+    return steps, storage
+
+
+def test_first_batch_reconciles_exactly(history):
+    report, _ = history[0]["first"]
+    assert (report.rows_read, report.rows_inserted, report.duplicates_in_batch,
+            report.duplicates_existing, report.rows_quarantined) == (19, 6, 2, 0, 11)
+    assert report.reconciled
+
+
+def test_every_bad_row_is_quarantined_with_its_reason_and_raw_line(history):
+    _, snap = history[0]["first"]
+    reasons = sorted(reason for reason, _ in snap["quarantine"])
+    assert reasons == sorted(BAD.values())
+    raws = {raw for _, raw in snap["quarantine"]}
+    assert "u4,i4" in raws and "u4,i4,view,2026-01-05T10:00:00Z,1,extra" in raws
+
+
+def test_indices_are_dense_and_in_id_order(history):
+    _, snap = history[0]["first"]
+    assert snap["users"] == {"u1": 0, "u2": 1, "u3": 2}
+    assert snap["items"] == {"i1": 0, "i2": 1, "i3": 2}
+
+
+def test_rerun_skips_ingested_files_and_changes_nothing(history):
+    report, snap = history[0]["rerun"]
+    assert report.batch_id is None and report.files_skipped == 1
+    assert snap == history[0]["first"][1]
+
+
+def test_new_file_adds_only_new_events_and_never_renumbers(history):
+    report, snap = history[0]["day2"]
+    assert (report.rows_read, report.rows_inserted, report.duplicates_existing) == (2, 1, 1)
+    assert snap["interactions"] == 7
+    assert snap["users"] == {"u1": 0, "u2": 1, "u3": 2, "u0": 3}
+    assert snap["items"] == {"i1": 0, "i2": 1, "i3": 2, "i0": 3}
+
+
+def test_full_refresh_rebuilds_the_same_tables_in_one_commit_each(history):
+    report, snap = history[0]["refresh"]
+    before = history[0]["day2"][1]
+    assert report.rows_read == 21 and report.reconciled
+    assert snap["interactions"] == before["interactions"]
+    assert snap["users"] == before["users"] and snap["items"] == before["items"]
+    assert snap["quarantine"] == before["quarantine"]
+    assert snap["version"] == before["version"] + 1
+
+
+def test_interactions_are_partitioned_by_event_date_with_typed_columns(spark, history):
+    storage = history[1]
+    detail = DeltaTable.forPath(spark, storage.table(tables.INTERACTIONS)).detail().first()
+    assert detail["partitionColumns"] == [C.EVENT_DATE]
+    df = spark.read.format("delta").load(storage.table(tables.INTERACTIONS))
+    row = df.filter((F.col(C.USER_ID) == "u2") & (F.col(C.ITEM_ID) == "i3")).first()
+    assert (row[C.EVENT_TS], row[C.VALUE], row[C.WEIGHT], row[C.USER_IDX], row[C.ITEM_IDX]) == (
+        datetime(2026, 1, 5, 10, 0), 3.0, 1.0, 1, 2)
+
+
+def test_ingest_log_records_each_file(spark, history):
+    storage = history[1]
+    log = spark.read.format("delta").load(storage.table(tables.INGEST_LOG))
+    rows = {Path(r["source_file"]).name: r for r in log.collect()}
+    assert set(rows) == {"day1.csv", "day2.csv"}
+    assert (rows["day1.csv"]["rows_read"], rows["day1.csv"]["rows_quarantined"]) == (19, 11)
+    assert rows["day1.csv"]["status"] == "ingested"
+
+
+def test_unreadable_file_is_recorded_and_the_others_still_load(spark, tmp_path):
+    source = tmp_path / "parquet"
+    source.mkdir()
+    good = spark.createDataFrame(
+        [("u1", "i1", "view", 1767607200, 1.0), ("u2", "i1", "click", 1767607300, None)],
+        "user_id string, item_id string, event_type string, timestamp long, value double",
+    )
+    good.coalesce(1).write.parquet(str(source / "good"))
+    (source / "broken.parquet").write_bytes(b"PAR1 this is not parquet at all")
+    cfg = IngestConfig(source=str(source), format="parquet")
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    report = run_ingest(spark, cfg, storage, now=NOW)
+    assert (report.files_failed, report.rows_inserted, report.rows_read) == (1, 2, 2)
+    assert report.reconciled
+    quarantine = spark.read.format("delta").load(storage.table(tables.QUARANTINE)).collect()
+    assert [(Path(r[C.SOURCE_FILE]).name, r[C.REASON]) for r in quarantine] == [
+        ("broken.parquet", "unreadable_file")]
+    # the failed file is retried on the next run, the good one is not
+    again = run_ingest(spark, cfg, storage, now=NOW)
+    assert (again.files_skipped, again.files_failed) == (1, 1)
+
+
+def test_json_lines_with_a_broken_line(spark, tmp_path):
+    path = tmp_path / "events.json"
+    path.write_text(
+        '{"user_id": "u1", "item_id": 17, "event_type": "view", "timestamp": "2026-01-05T10:00:00Z"}\n'
+        '{"user_id": "u1", "item_id": \n'
+        '{"user_id": "u2", "item_id": "17", "event_type": "click", "timestamp": 1767607200, "value": 2}\n'
+    )
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    report = run_ingest(spark, IngestConfig(source=str(path), format="json"), storage, now=NOW)
+    assert (report.rows_read, report.rows_inserted, report.rows_quarantined) == (3, 2, 1)
+    items = spark.read.format("delta").load(storage.table(tables.ITEM_INDEX)).collect()
+    assert [r[C.ITEM_ID] for r in items] == ["17"]
+
+
+def test_empty_file_ingests_nothing_and_reconciles(spark, tmp_path):
+    path = _write(tmp_path / "empty.csv", [], header=HEADER.rstrip("\n"))
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    report = run_ingest(spark, IngestConfig(source=str(path)), storage, now=NOW)
+    assert (report.rows_read, report.rows_inserted) == (0, 0) and report.reconciled
+
+
+def test_movielens_loads_with_a_config_change_only(spark, ml100k_dir, tmp_path):
+    conf = Path(__file__).resolve().parents[1] / "conf" / "movielens.yml"
+    cfg = load_config(conf, [f"ingest.source={ml100k_dir / 'ml-100k.inter'}",
+                             f"storage.root={tmp_path}"])
+    report = run_ingest(spark, cfg.ingest, cfg.storage, now=NOW)
+    assert (report.rows_read, report.rows_inserted, report.rows_quarantined) == (100_000, 100_000, 0)
+    assert (report.new_users, report.new_items) == (943, 1682)
+
+
+def test_missing_source_is_a_clear_error(spark, tmp_path):
+    from recsys_spark.io.files import SourceError
+
+    with pytest.raises(SourceError, match="source not found"):
+        run_ingest(spark, IngestConfig(source=str(tmp_path / "nope")), StorageConfig(root=str(tmp_path)))
+
+
+assert os.sep == "/"  # paths in the expectations above are POSIX
