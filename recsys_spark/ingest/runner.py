@@ -253,51 +253,60 @@ def _merge_valid(
 ) -> IngestReport:
     valid = validated.filter(F.col(C.REASON).isNull())
     # Equal event ids mean equal events; only the file can differ: keep the first by name.
-    deduped = valid.groupBy(
-        C.EVENT_ID, C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS, C.EVENT_DATE, C.VALUE, C.WEIGHT
-    ).agg(F.min(C.SOURCE_FILE).alias(C.SOURCE_FILE))
-    with stage(log, "update user and item indices"):
-        new_users = _update_index(spark, storage, deduped, tables.USER_INDEX, C.USER_ID, C.USER_IDX,
-                                  report.batch_id)
-        new_items = _update_index(spark, storage, deduped, tables.ITEM_INDEX, C.ITEM_ID, C.ITEM_IDX,
-                                  report.batch_id)
-    users = delta.read_table(spark, storage.table(tables.USER_INDEX)).select(C.USER_ID, C.USER_IDX)
-    items = delta.read_table(spark, storage.table(tables.ITEM_INDEX)).select(C.ITEM_ID, C.ITEM_IDX)
-    enriched = (
-        deduped.join(users, on=C.USER_ID, how="inner")
-        .join(items, on=C.ITEM_ID, how="inner")
-        .select(
-            *schemas.INTERACTIONS.fieldNames()[:-2],
-            F.lit(report.batch_id).alias(C.BATCH_ID),
-            F.lit(now).alias(C.INGESTED_AT),
+    deduped = (
+        valid.groupBy(
+            C.EVENT_ID, C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS, C.EVENT_DATE, C.VALUE,
+            C.WEIGHT,
         )
+        .agg(F.min(C.SOURCE_FILE).alias(C.SOURCE_FILE))
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    path = storage.table(tables.INTERACTIONS)
-    enriched = enriched.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        source_rows = enriched.count()
-        with stage(log, f"merge {source_rows} distinct events into interactions"):
+        with stage(log, "deduplicate"):
+            distinct_events = deduped.count()
+            validated.unpersist()  # everything below reads the deduplicated cache
+        with stage(log, "update user and item indices"):
+            new_users = _update_index(spark, storage, deduped, tables.USER_INDEX, C.USER_ID,
+                                      C.USER_IDX, report.batch_id)
+            new_items = _update_index(spark, storage, deduped, tables.ITEM_INDEX, C.ITEM_ID,
+                                      C.ITEM_IDX, report.batch_id)
+        users = delta.read_table(spark, storage.table(tables.USER_INDEX)).select(C.USER_ID, C.USER_IDX)
+        items = delta.read_table(spark, storage.table(tables.ITEM_INDEX)).select(C.ITEM_ID, C.ITEM_IDX)
+        enriched = (
+            deduped.join(users, on=C.USER_ID, how="inner")
+            .join(items, on=C.ITEM_ID, how="inner")
+            .select(
+                *schemas.INTERACTIONS.fieldNames()[:-2],
+                F.lit(report.batch_id).alias(C.BATCH_ID),
+                F.lit(now).alias(C.INGESTED_AT),
+            )
+        )
+        path = storage.table(tables.INTERACTIONS)
+        with stage(log, f"merge {distinct_events} distinct events into interactions"):
             if full_refresh:
-                metrics = delta.overwrite(enriched, path, partition_by=(C.EVENT_DATE,))
-                inserted = metrics.get("numOutputRows", 0)
+                inserted = delta.overwrite(enriched, path, partition_by=(C.EVENT_DATE,)).get(
+                    "numOutputRows", 0
+                )
                 merged_rows = inserted
             else:
                 delta.ensure_table(spark, path, schemas.INTERACTIONS, partition_by=(C.EVENT_DATE,))
-                metrics = delta.insert_new(spark, enriched, path, (C.EVENT_DATE, C.EVENT_ID))
+                # The source is a cached, deterministic frame: Delta need not copy it again.
+                metrics = delta.insert_new(spark, enriched, path, (C.EVENT_DATE, C.EVENT_ID),
+                                           source_is_cached=True)
                 inserted = metrics.get("numTargetRowsInserted", 0)
-                merged_rows = metrics.get("numSourceRows", source_rows)
+                merged_rows = metrics.get("numSourceRows", distinct_events if not metrics else -1)
     finally:
-        enriched.unpersist()
+        deduped.unpersist()
     problems = list(report.problems)
-    if merged_rows != source_rows:
-        problems.append(f"{source_rows} distinct valid events but the write saw {merged_rows}")
+    if merged_rows != distinct_events:
+        problems.append(f"{distinct_events} distinct valid events but the write saw {merged_rows}")
     valid_rows = report.rows_read - sum(o.rows_quarantined for o in report.files)
     return replace(
         report,
         problems=tuple(problems),
         rows_inserted=inserted,
-        duplicates_existing=source_rows - inserted,
-        duplicates_in_batch=valid_rows - source_rows,
+        duplicates_existing=distinct_events - inserted,
+        duplicates_in_batch=valid_rows - distinct_events,
         new_users=new_users,
         new_items=new_items,
         interactions_version=delta.table_version(spark, path),

@@ -66,23 +66,40 @@ def replace_where(df: DataFrame, path: str, condition: str) -> dict[str, int]:
 
 
 def insert_new(
-    spark: SparkSession, source: DataFrame, path: str, key_columns: tuple[str, ...]
+    spark: SparkSession,
+    source: DataFrame,
+    path: str,
+    key_columns: tuple[str, ...],
+    *,
+    source_is_cached: bool = False,
 ) -> dict[str, int]:
     """MERGE `source` into the table at `path`, inserting only rows whose key is new.
 
     Rows whose key already exists are left alone, so re-running the same source adds
-    nothing. `source` must not repeat a key. Returns the MERGE commit's metrics
-    (numSourceRows, numTargetRowsInserted, ...).
+    nothing. `source` must not repeat a key. With `source_is_cached` (the caller persisted
+    a deterministic `source`), Delta skips its own copy of the source. Returns the MERGE
+    commit's metrics (numSourceRows, numTargetRowsInserted, ...); {} if nothing committed.
     """
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in key_columns)
     before = table_version(spark, path)
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(source.alias("s"), condition)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    setting = "spark.databricks.delta.merge.materializeSource"
+    previous = spark.conf.get(setting, None)
+    if source_is_cached:
+        spark.conf.set(setting, "none")
+    try:
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(source.alias("s"), condition)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    finally:
+        if source_is_cached:
+            if previous is None:
+                spark.conf.unset(setting)
+            else:
+                spark.conf.set(setting, previous)
     return commit_metrics(spark, path, before)
 
 
