@@ -3,7 +3,7 @@
     python jobs/ingest.py --conf conf/local.yml [--set ingest.source=/path] [--full-refresh]
 
 Exit codes: 0 done (bad rows quarantined, unreadable files recorded), 1 the batch does
-not reconcile, 2 bad configuration or source.
+not reconcile or no new file could be read, 2 bad configuration or source.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if report.files_failed:
         log.warning("%d unreadable files recorded in ingest_log and quarantine", report.files_failed)
+    if report.files and report.files_failed == len(report.files):
+        log.error("no new file could be read: check ingest.format and the files' contents")
+        return 1
     return 0
 
 
