@@ -64,14 +64,19 @@ def standardize_raw(
 
 def parse_timestamp(raw: Column, fmt: str) -> Column:
     """Parse a string column as a timestamp (`fmt` one of TIMESTAMP_FORMATS); null if it fails."""
-    number = F.trim(raw).try_cast("double")
+    text = F.trim(raw)
+    return timestamp_from(text.try_cast("double"), text, fmt)
+
+
+def timestamp_from(number: Column, text: Column, fmt: str) -> Column:
+    """The timestamp of a raw value given as its number (null if not numeric) and its text."""
     finite = number.isNotNull() & ~F.isnan(number) & (F.abs(number) < 1e16)
     seconds = F.when(finite, number)
     if fmt == "epoch_s":
         return seconds.try_cast("timestamp")
     if fmt == "epoch_ms":
         return (seconds / 1000.0).try_cast("timestamp")
-    iso = F.try_to_timestamp(F.trim(raw))
+    iso = F.try_to_timestamp(text)
     if fmt == "iso":
         return iso
     if fmt != "auto":
@@ -104,41 +109,27 @@ def validate_events(
     """
     if weight_rule not in WEIGHT_RULES:
         raise ValueError(f"weight rule must be one of {WEIGHT_RULES}; got '{weight_rule}'")
-    user = F.trim(F.col(_RAW_USER))
-    item = F.trim(F.col(_RAW_ITEM))
-    ts_text = F.trim(F.col(_RAW_TS))
-    ts = parse_timestamp(F.col(_RAW_TS), timestamp_format)
     event = F.lower(F.trim(F.col(_RAW_EVENT))) if has_event_type else F.lit(default_event_type)
-    value_text = F.trim(F.col(_RAW_VALUE))
-    value = value_text.try_cast("double")
-    known_event = event.isin(list(event_weights))
-
-    reason = (
-        F.when(F.col(C.MALFORMED), "malformed_row")
-        .when(_blank(user), "missing_user_id")
-        .when(_blank(item), "missing_item_id")
-        .when(_blank(ts_text), "missing_timestamp")
-        .when(ts.isNull(), "unparseable_timestamp")
-        .when((ts < F.lit(min_ts)) | (ts > F.lit(max_ts)), "timestamp_out_of_range")
-        .when(_blank(event), "missing_event_type")
-        .when(~known_event, "unknown_event_type")
-        .when(~_blank(value_text) & value.isNull(), "non_numeric_value")
-        .when(F.isnan(value) | (F.abs(value) == float("inf")), "non_finite_value")
-        .when(value < 0, "negative_value")
-    )
-    if weight_rule != "event":
-        reason = reason.when(value.isNull(), "missing_value")
-
-    typed = df.select(
-        user.alias(C.USER_ID),
-        item.alias(C.ITEM_ID),
+    # Parse each field once, in its own projection: the reason rules below refer to the
+    # parsed columns many times, and Spark keeps a projection apart rather than repeat a
+    # costly expression (a timestamp parse) in every branch of the CASE.
+    trimmed = df.select(
+        F.trim(F.col(_RAW_USER)).alias(C.USER_ID),
+        F.trim(F.col(_RAW_ITEM)).alias(C.ITEM_ID),
+        F.trim(F.col(_RAW_TS)).alias("_ts_text"),
         event.alias(C.EVENT_TYPE),
-        ts.alias(C.EVENT_TS),
-        value.alias(C.VALUE),
-        reason.alias(C.REASON),
-        F.col(C.RAW),
-        F.col(C.SOURCE_FILE),
+        F.trim(F.col(_RAW_VALUE)).alias("_value_text"),
+        C.MALFORMED,
+        C.RAW,
+        C.SOURCE_FILE,
     )
+    parsed = trimmed.select(
+        "*",
+        timestamp_from(F.col("_ts_text").try_cast("double"), F.col("_ts_text"), timestamp_format)
+        .alias(C.EVENT_TS),
+        F.col("_value_text").try_cast("double").alias(C.VALUE),
+    )
+    typed = parsed.select("*", _reason(weight_rule, min_ts, max_ts, list(event_weights)).alias(C.REASON))
     return typed.select(
         C.USER_ID,
         C.ITEM_ID,
@@ -152,6 +143,27 @@ def validate_events(
         F.when(F.col(C.REASON).isNotNull(), F.col(C.RAW)).alias(C.RAW),
         C.SOURCE_FILE,
     )
+
+
+def _reason(weight_rule: str, min_ts: datetime, max_ts: datetime, known: list[str]) -> Column:
+    ts, value, value_text = F.col(C.EVENT_TS), F.col(C.VALUE), F.col("_value_text")
+    event = F.col(C.EVENT_TYPE)
+    reason = (
+        F.when(F.col(C.MALFORMED), "malformed_row")
+        .when(_blank(F.col(C.USER_ID)), "missing_user_id")
+        .when(_blank(F.col(C.ITEM_ID)), "missing_item_id")
+        .when(_blank(F.col("_ts_text")), "missing_timestamp")
+        .when(ts.isNull(), "unparseable_timestamp")
+        .when((ts < F.lit(min_ts)) | (ts > F.lit(max_ts)), "timestamp_out_of_range")
+        .when(_blank(event), "missing_event_type")
+        .when(~event.isin(known), "unknown_event_type")
+        .when(~_blank(value_text) & value.isNull(), "non_numeric_value")
+        .when(F.isnan(value) | (F.abs(value) == float("inf")), "non_finite_value")
+        .when(value < 0, "negative_value")
+    )
+    if weight_rule != "event":
+        reason = reason.when(value.isNull(), "missing_value")
+    return reason
 
 
 def event_key() -> Column:
