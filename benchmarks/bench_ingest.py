@@ -45,15 +45,22 @@ def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> d
 
     spark = _spark(driver_memory)
     warm = work / "warm.csv"
-    warm.write_text("user_id,item_id,event_type,timestamp,value\n"
-                    "u1,i1,view,2026-01-05T10:00:00Z,1\n")
+    warm.write_text(
+        "user_id,item_id,event_type,timestamp,value\nu1,i1,view,2026-01-05T10:00:00Z,1\n"
+    )
     plain_write = lambda src, dst: (  # noqa: E731
-        spark.read.option("header", True).csv(str(src)).write.format("delta").mode("overwrite").save(dst)
+        spark.read.option("header", True)
+        .csv(str(src))
+        .write.format("delta")
+        .mode("overwrite")
+        .save(dst)
     )
     if variant == "plain":
         plain_write(warm, str(work / "warm_plain"))
     else:
-        run_ingest(spark, IngestConfig(source=str(warm)), StorageConfig(root=str(work / "warm_lake")))
+        run_ingest(
+            spark, IngestConfig(source=str(warm)), StorageConfig(root=str(work / "warm_lake"))
+        )
     with peak_rss(spark) as peak:
         start = time.perf_counter()
         if variant == "plain":
@@ -61,8 +68,9 @@ def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> d
             rows = spark.read.format("delta").load(str(work / "plain")).count()
             extra: dict = {}
         else:
-            report = run_ingest(spark, IngestConfig(source=str(source)),
-                                StorageConfig(root=str(work / "lake")))
+            report = run_ingest(
+                spark, IngestConfig(source=str(source)), StorageConfig(root=str(work / "lake"))
+            )
             rows = report.rows_read
             extra = {
                 "rows_inserted": report.rows_inserted,
@@ -74,9 +82,15 @@ def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> d
             }
         seconds = time.perf_counter() - start
     spark.stop()
-    return {"variant": variant, "seconds": round(seconds, 2), "rows": rows,
-            "rows_per_s": round(rows / seconds), "peak_jvm_mib": round(peak.jvm / 2**20),
-            "peak_python_mib": round(peak.python / 2**20), **extra}
+    return {
+        "variant": variant,
+        "seconds": round(seconds, 2),
+        "rows": rows,
+        "rows_per_s": round(rows / seconds),
+        "peak_jvm_mib": round(peak.jvm / 2**20),
+        "peak_python_mib": round(peak.python / 2**20),
+        **extra,
+    }
 
 
 def ensure_source(events: int, path: Path) -> Path:
@@ -85,8 +99,13 @@ def ensure_source(events: int, path: Path) -> Path:
         return path
     from recsys_spark.sample import SampleSpec, write_sample
 
-    spec = SampleSpec(n_events=events, n_users=max(events // 40, 100), n_items=max(events // 100, 50),
-                      duplicate_fraction=0.01, bad_row_fraction=0.002)
+    spec = SampleSpec(
+        n_events=events,
+        n_users=max(events // 40, 100),
+        n_items=max(events // 100, 50),
+        duplicate_fraction=0.01,
+        bad_row_fraction=0.002,
+    )
     print(f"generating {events} events -> {path}", flush=True)
     return write_sample(spec, path, fmt="csv")
 
@@ -103,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.variant:  # child process: one variant, figures as one JSON line on stdout
-        print(json.dumps(run_variant(args.variant, Path(args.source), Path(args.work),
-                                     args.driver_memory)))
+        print(
+            json.dumps(
+                run_variant(args.variant, Path(args.source), Path(args.work), args.driver_memory)
+            )
+        )
         return 0
 
     source = ensure_source(args.events, Path(args.data_dir) / f"events-{args.events}.csv")
@@ -113,9 +135,21 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix=f"bench-ingest-{variant}-"))
         try:
             child = subprocess.run(
-                [sys.executable, __file__, "--variant", variant, "--source", str(source),
-                 "--work", str(work), "--driver-memory", args.driver_memory],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--variant",
+                    variant,
+                    "--source",
+                    str(source),
+                    "--work",
+                    str(work),
+                    "--driver-memory",
+                    args.driver_memory,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
         except subprocess.CalledProcessError as exc:
             print(exc.stderr[-4000:], file=sys.stderr)
@@ -139,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"ingest {results['ingest']['seconds']} s vs plain write {results['plain']['seconds']} s: "
-          f"ratio {ratio:.2f} (target <= {TARGET_RATIO}) -> {out}")
+    print(
+        f"ingest {results['ingest']['seconds']} s vs plain write {results['plain']['seconds']} s: "
+        f"ratio {ratio:.2f} (target <= {TARGET_RATIO}) -> {out}"
+    )
     return 0
 
 

@@ -38,7 +38,11 @@ def run(cfg: SampleConfig) -> Path:
     path = write_sample(spec, cfg.path, fmt=cfg.format)
     log.info(
         "wrote %d events (%d users, %d items) to %s in %.1f s",
-        cfg.n_events, cfg.n_users, cfg.n_items, path, time.perf_counter() - start,
+        cfg.n_events,
+        cfg.n_users,
+        cfg.n_items,
+        path,
+        time.perf_counter() - start,
     )
     return path
 

@@ -48,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     if report.files_failed:
-        log.warning("%d unreadable files recorded in ingest_log and quarantine", report.files_failed)
+        log.warning(
+            "%d unreadable files recorded in ingest_log and quarantine", report.files_failed
+        )
     if report.files and report.files_failed == len(report.files):
         log.error("no new file could be read: check ingest.format and the files' contents")
         return 1

@@ -3,18 +3,21 @@
 # MAGIC # Ingest walkthrough
 # MAGIC Generates the built-in sample log, ingests it into Delta and looks at what landed:
 # MAGIC the interactions, the quarantined rows with their reasons, and the batch's reconciliation.
-# MAGIC Runs on Databricks (the cluster's `spark`) or locally as a script (`python notebooks/01_ingest_walkthrough.py`).
+# MAGIC Runs on Databricks or locally as a script:
+# MAGIC `python notebooks/01_ingest_walkthrough.py` from the project root.
 
 # COMMAND ----------
 
+from recsys_spark import tables
 from recsys_spark.config import load_config
 from recsys_spark.ingest.runner import run_ingest
 from recsys_spark.io.delta import read_table
 from recsys_spark.sample import SampleSpec, write_sample
 from recsys_spark.session import get_spark
-from recsys_spark import tables
 
-cfg = load_config("conf/local.yml", ["storage.root=data/notebook-lake", "ingest.source=data/notebook/events.csv"])
+cfg = load_config(
+    "conf/local.yml", ["storage.root=data/notebook-lake", "ingest.source=data/notebook/events.csv"]
+)
 spark = get_spark(cfg.spark)
 
 # COMMAND ----------
@@ -23,7 +26,9 @@ spark = get_spark(cfg.spark)
 
 # COMMAND ----------
 
-write_sample(SampleSpec(n_events=5_000, duplicate_fraction=0.01, bad_row_fraction=0.01), cfg.ingest.source)
+write_sample(
+    SampleSpec(n_events=5_000, duplicate_fraction=0.01, bad_row_fraction=0.01), cfg.ingest.source
+)
 
 # COMMAND ----------
 
@@ -40,6 +45,10 @@ print(report.summary())
 
 # COMMAND ----------
 
-read_table(spark, cfg.storage.table(tables.INTERACTIONS)).groupBy("event_type").count().orderBy("event_type").show()
-read_table(spark, cfg.storage.table(tables.QUARANTINE)).groupBy("reason").count().orderBy("reason").show()
+read_table(spark, cfg.storage.table(tables.INTERACTIONS)).groupBy("event_type").count().orderBy(
+    "event_type"
+).show()
+read_table(spark, cfg.storage.table(tables.QUARANTINE)).groupBy("reason").count().orderBy(
+    "reason"
+).show()
 read_table(spark, cfg.storage.table(tables.INGEST_BATCHES)).show(truncate=False, vertical=True)

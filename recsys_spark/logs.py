@@ -19,7 +19,9 @@ def get_logger(name: str) -> logging.Logger:
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         root.propagate = False
-    return logging.getLogger(f"recsys_spark.{name}" if not name.startswith("recsys_spark") else name)
+    return logging.getLogger(
+        f"recsys_spark.{name}" if not name.startswith("recsys_spark") else name
+    )
 
 
 @contextmanager

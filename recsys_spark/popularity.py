@@ -91,8 +91,10 @@ def recommend_popular(
             F.slice(
                 F.filter(
                     "_top",
-                    lambda t: ~F.array_contains(
-                        F.coalesce("_seen", F.array().cast("array<string>")), t[C.ITEM_ID]
+                    lambda t: (
+                        ~F.array_contains(
+                            F.coalesce("_seen", F.array().cast("array<string>")), t[C.ITEM_ID]
+                        )
                     ),
                 ),
                 1,
@@ -106,4 +108,3 @@ def recommend_popular(
         (F.col("_pos") + 1).cast("int").alias(C.RANK),
         F.col(f"_rec.{C.SCORE}").alias(C.SCORE),
     )
-

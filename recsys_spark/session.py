@@ -20,7 +20,9 @@ from pyspark.sql import SparkSession
 
 from recsys_spark.config import SparkConfig
 
-JARS_DIR = Path(os.environ.get("RECSYS_SPARK_JARS", Path(__file__).resolve().parent.parent / "jars"))
+JARS_DIR = Path(
+    os.environ.get("RECSYS_SPARK_JARS", Path(__file__).resolve().parent.parent / "jars")
+)
 # Used only when jars/ is empty (for example a notebook outside the checkout): Spark then
 # resolves the same artifact through Ivy. Keep in step with jars/pom.xml.
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
@@ -69,6 +71,9 @@ def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
         "spark.databricks.delta.snapshotPartitions": str(max(cfg.shuffle_partitions, 1)),
     }
     if not under_spark_submit():
+        # Python workers (mapInPandas, applyInPandas) must run this interpreter, the one
+        # with numpy and pandas, not whatever `python3` is first on the PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(cfg.master)
         settings["spark.driver.memory"] = cfg.driver_memory
         settings.update(_jar_settings())

@@ -16,16 +16,23 @@ T0 = datetime(2026, 3, 1)
 def _events(spark, rows):
     """rows: (user, item, days before T0, weight)"""
     return spark.createDataFrame(
-        [(u, i, int(u[1:]), int(i[1:]), datetime.fromtimestamp(T0.timestamp() - d * 86400), w)
-         for u, i, d, w in rows],
-        "user_id string, item_id string, user_idx int, item_idx int, event_ts timestamp, weight double",
+        [
+            (u, i, int(u[1:]), int(i[1:]), datetime.fromtimestamp(T0.timestamp() - d * 86400), w)
+            for u, i, d, w in rows
+        ],
+        "user_id string, item_id string, user_idx int, item_idx int, event_ts timestamp, "
+        "weight double",
     )
 
 
 def test_affinity_sums_weights_and_decays_by_age(spark):
-    events = _events(spark, [("u1", "i1", 0, 1.0), ("u1", "i1", 10, 8.0), ("u1", "i2", 20, 2.0),
-                             ("u2", "i1", 5, None)])
-    got = user_item_affinity(events, half_life_days=10).select(C.USER_ID, C.ITEM_ID, C.AFFINITY, C.N_EVENTS)
+    events = _events(
+        spark,
+        [("u1", "i1", 0, 1.0), ("u1", "i1", 10, 8.0), ("u1", "i2", 20, 2.0), ("u2", "i1", 5, None)],
+    )
+    got = user_item_affinity(events, half_life_days=10).select(
+        C.USER_ID, C.ITEM_ID, C.AFFINITY, C.N_EVENTS
+    )
     expected = spark.createDataFrame(
         [("u1", "i1", 1.0 + 8.0 * 0.5, 2), ("u1", "i2", 2.0 * 0.25, 1)],
         "user_id string, item_id string, affinity double, n_events long",
@@ -55,8 +62,17 @@ def _pairs(spark, rows):
 
 
 def test_popular_items_counts_distinct_users_and_breaks_ties_by_item_id(spark):
-    pairs = _pairs(spark, [("u1", "b", 0), ("u2", "b", 0), ("u1", "a", 0), ("u3", "c", 0),
-                           ("u2", "c", 0), ("u3", "d", 50)])
+    pairs = _pairs(
+        spark,
+        [
+            ("u1", "b", 0),
+            ("u2", "b", 0),
+            ("u1", "a", 0),
+            ("u3", "c", 0),
+            ("u2", "c", 0),
+            ("u3", "d", 50),
+        ],
+    )
     got = popular_items(pairs).select(C.ITEM_ID, C.SCORE, C.RANK)
     expected = spark.createDataFrame(
         [("b", 2.0, 1), ("c", 2.0, 2), ("a", 1.0, 3), ("d", 1.0, 4)],
@@ -68,8 +84,17 @@ def test_popular_items_counts_distinct_users_and_breaks_ties_by_item_id(spark):
 
 
 def test_recommend_popular_skips_seen_items_and_serves_unknown_users(spark):
-    pairs = _pairs(spark, [("u1", "b", 0), ("u2", "b", 0), ("u1", "a", 0), ("u3", "c", 0),
-                           ("u2", "c", 0), ("u3", "d", 0)])
+    pairs = _pairs(
+        spark,
+        [
+            ("u1", "b", 0),
+            ("u2", "b", 0),
+            ("u1", "a", 0),
+            ("u3", "c", 0),
+            ("u2", "c", 0),
+            ("u3", "d", 0),
+        ],
+    )
     popular = popular_items(pairs)
     users = spark.createDataFrame([("u1",), ("u9",), ("u1",)], "user_id string")
     got = recommend_popular(users, pairs.select(C.USER_ID, C.ITEM_ID), popular, n=3, max_seen=2)

@@ -18,8 +18,12 @@ def test_base_file_matches_dataclass_defaults():
 def test_overlay_and_overrides_are_typed():
     cfg = load_config(
         CONF / "local.yml",
-        ["storage.root=/tmp/elsewhere", "spark.shuffle_partitions=8", "ingest.csv_header=false",
-         "ingest.csv_columns=[a, b, c]"],
+        [
+            "storage.root=/tmp/elsewhere",
+            "spark.shuffle_partitions=8",
+            "ingest.csv_header=false",
+            "ingest.csv_columns=[a, b, c]",
+        ],
     )
     assert cfg.storage.root == "/tmp/elsewhere"
     assert cfg.spark.shuffle_partitions == 8
@@ -37,7 +41,12 @@ def test_file_replaces_a_map_but_set_changes_one_entry():
     ml = load_config(CONF / "movielens.yml")
     assert ml.ingest.event_weights == {"rating": 1.0}
     one = load_config(None, ["ingest.event_weights.view=3"])
-    assert one.ingest.event_weights == {"view": 3.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
+    assert one.ingest.event_weights == {
+        "view": 3.0,
+        "click": 2.0,
+        "add_to_cart": 4.0,
+        "purchase": 8.0,
+    }
 
 
 @pytest.mark.parametrize(

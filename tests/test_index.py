@@ -9,7 +9,9 @@ SCHEMA = index_schema("user_id", "user_idx")
 
 
 def _index(spark, rows):
-    return spark.createDataFrame([(u, i, "b0") for u, i in rows], SCHEMA).select("user_id", "user_idx")
+    return spark.createDataFrame([(u, i, "b0") for u, i in rows], SCHEMA).select(
+        "user_id", "user_idx"
+    )
 
 
 def test_first_ids_are_numbered_from_zero_in_id_order(spark):

@@ -51,9 +51,15 @@ def _snapshot(spark, storage: StorageConfig) -> dict:
     read = lambda name: spark.read.format("delta").load(storage.table(name))  # noqa: E731
     return {
         "interactions": read(tables.INTERACTIONS).count(),
-        "version": DeltaTable.forPath(spark, storage.table(tables.INTERACTIONS)).history(1).first()["version"],
-        "users": {r[0]: r[1] for r in read(tables.USER_INDEX).select(C.USER_ID, C.USER_IDX).collect()},
-        "items": {r[0]: r[1] for r in read(tables.ITEM_INDEX).select(C.ITEM_ID, C.ITEM_IDX).collect()},
+        "version": DeltaTable.forPath(spark, storage.table(tables.INTERACTIONS))
+        .history(1)
+        .first()["version"],
+        "users": {
+            r[0]: r[1] for r in read(tables.USER_INDEX).select(C.USER_ID, C.USER_IDX).collect()
+        },
+        "items": {
+            r[0]: r[1] for r in read(tables.ITEM_INDEX).select(C.ITEM_ID, C.ITEM_IDX).collect()
+        },
         "quarantine": sorted(
             (r[0], r[1]) for r in read(tables.QUARANTINE).select(C.REASON, C.RAW).collect()
         ),
@@ -75,15 +81,21 @@ def history(spark, tmp_path_factory):
     _write(source / "day2.csv", [GOOD[0], "u0,i0,view,2026-01-07T00:00:00Z,"])
     steps["day2"] = (run_ingest(spark, cfg, storage, now=NOW), _snapshot(spark, storage))
     steps["refresh"] = (
-        run_ingest(spark, cfg, storage, full_refresh=True, now=NOW), _snapshot(spark, storage)
+        run_ingest(spark, cfg, storage, full_refresh=True, now=NOW),
+        _snapshot(spark, storage),
     )
     return steps, storage
 
 
 def test_first_batch_reconciles_exactly(history):
     report, _ = history[0]["first"]
-    assert (report.rows_read, report.rows_inserted, report.duplicates_in_batch,
-            report.duplicates_existing, report.rows_quarantined) == (19, 6, 2, 0, 11)
+    assert (
+        report.rows_read,
+        report.rows_inserted,
+        report.duplicates_in_batch,
+        report.duplicates_existing,
+        report.rows_quarantined,
+    ) == (19, 6, 2, 0, 11)
     assert report.reconciled
 
 
@@ -132,7 +144,12 @@ def test_interactions_are_partitioned_by_event_date_with_typed_columns(spark, hi
     df = spark.read.format("delta").load(storage.table(tables.INTERACTIONS))
     row = df.filter((F.col(C.USER_ID) == "u2") & (F.col(C.ITEM_ID) == "i3")).first()
     assert (row[C.EVENT_TS], row[C.VALUE], row[C.WEIGHT], row[C.USER_IDX], row[C.ITEM_IDX]) == (
-        datetime(2026, 1, 5, 10, 0), 3.0, 1.0, 1, 2)
+        datetime(2026, 1, 5, 10, 0),
+        3.0,
+        1.0,
+        1,
+        2,
+    )
 
 
 def test_ingest_log_records_each_file(spark, history):
@@ -160,7 +177,8 @@ def test_unreadable_file_is_recorded_and_the_others_still_load(spark, tmp_path):
     assert report.reconciled
     quarantine = spark.read.format("delta").load(storage.table(tables.QUARANTINE)).collect()
     assert [(Path(r[C.SOURCE_FILE]).name, r[C.REASON]) for r in quarantine] == [
-        ("broken.parquet", "unreadable_file")]
+        ("broken.parquet", "unreadable_file")
+    ]
     # the failed file is retried on the next run, the good one is not
     again = run_ingest(spark, cfg, storage, now=NOW)
     assert (again.files_skipped, again.files_failed) == (1, 1)
@@ -169,9 +187,11 @@ def test_unreadable_file_is_recorded_and_the_others_still_load(spark, tmp_path):
 def test_json_lines_with_a_broken_line(spark, tmp_path):
     path = tmp_path / "events.json"
     path.write_text(
-        '{"user_id": "u1", "item_id": 17, "event_type": "view", "timestamp": "2026-01-05T10:00:00Z"}\n'
+        '{"user_id": "u1", "item_id": 17, "event_type": "view", '
+        '"timestamp": "2026-01-05T10:00:00Z"}\n'
         '{"user_id": "u1", "item_id": \n'
-        '{"user_id": "u2", "item_id": "17", "event_type": "click", "timestamp": 1767607200, "value": 2}\n'
+        '{"user_id": "u2", "item_id": "17", "event_type": "click", '
+        '"timestamp": 1767607200, "value": 2}\n'
     )
     storage = StorageConfig(root=str(tmp_path / "lake"))
     report = run_ingest(spark, IngestConfig(source=str(path), format="json"), storage, now=NOW)
@@ -189,10 +209,15 @@ def test_empty_file_ingests_nothing_and_reconciles(spark, tmp_path):
 
 def test_movielens_loads_with_a_config_change_only(spark, ml100k_dir, tmp_path):
     conf = Path(__file__).resolve().parents[1] / "conf" / "movielens.yml"
-    cfg = load_config(conf, [f"ingest.source={ml100k_dir / 'ml-100k.inter'}",
-                             f"storage.root={tmp_path}"])
+    cfg = load_config(
+        conf, [f"ingest.source={ml100k_dir / 'ml-100k.inter'}", f"storage.root={tmp_path}"]
+    )
     report = run_ingest(spark, cfg.ingest, cfg.storage, now=NOW)
-    assert (report.rows_read, report.rows_inserted, report.rows_quarantined) == (100_000, 100_000, 0)
+    assert (report.rows_read, report.rows_inserted, report.rows_quarantined) == (
+        100_000,
+        100_000,
+        0,
+    )
     assert (report.new_users, report.new_items) == (943, 1682)
 
 
@@ -200,7 +225,9 @@ def test_missing_source_is_a_clear_error(spark, tmp_path):
     from recsys_spark.io.files import SourceError
 
     with pytest.raises(SourceError, match="source not found"):
-        run_ingest(spark, IngestConfig(source=str(tmp_path / "nope")), StorageConfig(root=str(tmp_path)))
+        run_ingest(
+            spark, IngestConfig(source=str(tmp_path / "nope")), StorageConfig(root=str(tmp_path))
+        )
 
 
 assert os.sep == "/"  # paths in the expectations above are POSIX

@@ -15,8 +15,9 @@ def test_generate_sample_writes_the_configured_file(tmp_path):
 
 
 def test_generate_sample_rejects_bad_spec(tmp_path):
-    code = generate_sample.main(["--set", f"sample.path={tmp_path / 'x.csv'}",
-                                 "--set", "sample.n_events=-5"])
+    code = generate_sample.main(
+        ["--set", f"sample.path={tmp_path / 'x.csv'}", "--set", "sample.n_events=-5"]
+    )
     assert code == 2
 
 
@@ -26,8 +27,15 @@ SAME_SESSION = ["--set", "spark.shuffle_partitions=2", "--set", "spark.log_level
 
 
 def test_ingest_job_on_a_missing_source_exits_2(spark, tmp_path):
-    code = ingest.main(["--set", f"storage.root={tmp_path}", "--set",
-                        f"ingest.source={tmp_path / 'none'}", *SAME_SESSION])
+    code = ingest.main(
+        [
+            "--set",
+            f"storage.root={tmp_path}",
+            "--set",
+            f"ingest.source={tmp_path / 'none'}",
+            *SAME_SESSION,
+        ]
+    )
     assert code == 2
 
 
@@ -35,7 +43,16 @@ def test_ingest_job_where_no_file_is_readable_exits_1(spark, tmp_path):
     bad = tmp_path / "logs" / "x.parquet"
     bad.parent.mkdir()
     bad.write_bytes(b"not parquet")
-    code = ingest.main(["--set", f"storage.root={tmp_path / 'lake'}", "--set", f"ingest.source={bad.parent}",
-                        "--set", "ingest.format=parquet", *SAME_SESSION])
+    code = ingest.main(
+        [
+            "--set",
+            f"storage.root={tmp_path / 'lake'}",
+            "--set",
+            f"ingest.source={bad.parent}",
+            "--set",
+            "ingest.format=parquet",
+            *SAME_SESSION,
+        ]
+    )
     assert code == 1
     assert Path(tmp_path / "lake" / "ingest_log").is_dir()

@@ -9,8 +9,8 @@ replaced, index and interaction rows are MERGEd on their keys.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -21,69 +21,13 @@ from recsys_spark import tables
 from recsys_spark.config import IngestConfig, StorageConfig
 from recsys_spark.ingest import schemas
 from recsys_spark.ingest.index import assign_new_indices
-from recsys_spark.ingest.validate import standardize_raw, validate_events
+from recsys_spark.ingest.read import read_validated
+from recsys_spark.ingest.report import IngestReport, ReconciliationError
 from recsys_spark.io import delta
-from recsys_spark.io.files import SourceFile, list_source_files, read_header, read_raw_logs
+from recsys_spark.io.files import SourceFile, list_source_files
 from recsys_spark.logs import get_logger, stage
 
 log = get_logger(__name__)
-
-
-class ReconciliationError(RuntimeError):
-    """The batch's row counts do not add up: rows were lost or invented somewhere."""
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """What happened to one raw file in a batch."""
-
-    file: SourceFile
-    status: str  # ingested | failed
-    rows_read: int = 0
-    rows_quarantined: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class IngestReport:
-    """Counts of one ingest batch; `rows_read` must equal the sum of the four outcomes."""
-
-    batch_id: str | None
-    files_seen: int
-    files_skipped: int
-    files: tuple[FileOutcome, ...] = ()
-    rows_read: int = 0
-    rows_inserted: int = 0
-    duplicates_in_batch: int = 0
-    duplicates_existing: int = 0
-    rows_quarantined: int = 0
-    new_users: int = 0
-    new_items: int = 0
-    interactions_version: int | None = None
-    problems: tuple[str, ...] = field(default=())
-
-    @property
-    def files_failed(self) -> int:
-        return sum(f.status == "failed" for f in self.files)
-
-    @property
-    def reconciled(self) -> bool:
-        accounted = (
-            self.rows_inserted
-            + self.duplicates_in_batch
-            + self.duplicates_existing
-            + self.rows_quarantined
-        )
-        return not self.problems and accounted == self.rows_read
-
-    def summary(self) -> str:
-        return (
-            f"batch {self.batch_id}: files {len(self.files)} new ({self.files_failed} failed), "
-            f"{self.files_skipped} already ingested; rows read {self.rows_read} = inserted "
-            f"{self.rows_inserted} + duplicates in batch {self.duplicates_in_batch} + already "
-            f"present {self.duplicates_existing} + quarantined {self.rows_quarantined}; "
-            f"new users {self.new_users}, new items {self.new_items}"
-        )
 
 
 def run_ingest(
@@ -107,7 +51,7 @@ def run_ingest(
     if not pending:
         return IngestReport(batch_id=None, files_seen=len(files), files_skipped=len(files))
     batch_id = _batch_id(pending)
-    validated, outcomes = _read_validated(spark, cfg, pending, now)
+    validated, outcomes = read_validated(spark, cfg, pending, now)
     report = IngestReport(
         batch_id=batch_id,
         files_seen=len(files),
@@ -123,85 +67,10 @@ def run_ingest(
     _write_logs(spark, storage, report, now, full_refresh)
     log.info(report.summary())
     if not report.reconciled:
-        raise ReconciliationError(f"batch {batch_id} does not reconcile: {report.summary()}; "
-                                  f"{'; '.join(report.problems)}")
-    return report
-
-
-def _read_validated(
-    spark: SparkSession, cfg: IngestConfig, pending: list[SourceFile], now: datetime
-) -> tuple[DataFrame | None, list[FileOutcome]]:
-    """Read and validate all pending files at once; on failure, find the unreadable ones."""
-    with stage(log, f"read and validate {len(pending)} files"):
-        try:
-            return _validated_with_counts(spark, cfg, pending, now)
-        except Exception as exc:  # noqa: BLE001 - any reader failure: isolate the bad files
-            if len(pending) == 1:
-                return None, [FileOutcome(pending[0], "failed", error=_first_line(exc))]
-            log.warning("batch read failed (%s); reading file by file", _first_line(exc))
-        failed, readable = [], []
-        for source in pending:
-            try:
-                frame, _ = _validated_with_counts(spark, cfg, [source], now)
-                frame.unpersist()
-                readable.append(source)
-            except Exception as exc:  # noqa: BLE001
-                log.error("unreadable file %s: %s", source.path, _first_line(exc))
-                failed.append(FileOutcome(source, "failed", error=_first_line(exc)))
-        if not readable:
-            return None, failed
-        frame, outcomes = _validated_with_counts(spark, cfg, readable, now)
-        return frame, outcomes + failed
-
-
-def _validated_with_counts(
-    spark: SparkSession, cfg: IngestConfig, files: list[SourceFile], now: datetime
-) -> tuple[DataFrame, list[FileOutcome]]:
-    mapping = cfg.columns
-    raw_columns = [c for c in (mapping.user, mapping.item, mapping.timestamp, mapping.event_type,
-                               mapping.value) if c]
-    file_columns = None
-    if cfg.format == "csv":
-        file_columns = (
-            read_header(spark, files[0].path, cfg.csv_delimiter) if cfg.csv_header
-            else list(cfg.csv_columns)
+        raise ReconciliationError(
+            f"batch {batch_id} does not reconcile: {report.summary()}; {'; '.join(report.problems)}"
         )
-    raw = read_raw_logs(
-        spark, [f.path for f in files], cfg.format, raw_columns,
-        csv_delimiter=cfg.csv_delimiter, csv_header=cfg.csv_header, file_columns=file_columns,
-    )
-    standard = standardize_raw(
-        raw, user_col=mapping.user, item_col=mapping.item, timestamp_col=mapping.timestamp,
-        event_type_col=mapping.event_type, value_col=mapping.value,
-    )
-    validated = validate_events(
-        standard,
-        timestamp_format=cfg.timestamp_format,
-        min_ts=datetime.fromisoformat(cfg.min_timestamp).replace(tzinfo=UTC),
-        max_ts=now + timedelta(days=cfg.max_future_days),
-        event_weights=cfg.event_weights,
-        default_event_type=cfg.default_event_type,
-        has_event_type=bool(mapping.event_type),
-        weight_rule=cfg.weight_rule,
-        value_threshold=cfg.value_threshold,
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        counts = {
-            row[C.SOURCE_FILE]: (row["rows"], row["bad"])
-            for row in validated.groupBy(C.SOURCE_FILE)
-            .agg(F.count(F.lit(1)).alias("rows"), F.count(C.REASON).alias("bad"))
-            .collect()  # one row per file
-        }
-    except Exception:
-        validated.unpersist()
-        raise
-    outcomes = [
-        FileOutcome(f, "ingested", *counts.get(f.path, (0, 0))) for f in files
-    ]
-    unmatched = set(counts) - {f.path for f in files}
-    if unmatched:  # a path spelt differently by the reader: keep the rows, flag the log
-        log.warning("rows from unlisted paths %s", sorted(unmatched))
-    return validated, outcomes
+    return report
 
 
 def _write_batch(
@@ -215,12 +84,16 @@ def _write_batch(
     batch = F.lit(report.batch_id)
     failed_rows = [
         (report.batch_id, o.file.path, "unreadable_file", o.error, now)
-        for o in report.files if o.status == "failed"
+        for o in report.files
+        if o.status == "failed"
     ]
     quarantine = spark.createDataFrame(failed_rows, schemas.QUARANTINE)
     if validated is not None:
         bad = validated.filter(F.col(C.REASON).isNotNull()).select(
-            batch.alias(C.BATCH_ID), C.SOURCE_FILE, C.REASON, C.RAW,
+            batch.alias(C.BATCH_ID),
+            C.SOURCE_FILE,
+            C.REASON,
+            C.RAW,
             F.lit(now).alias(C.QUARANTINED_AT),
         )
         quarantine = bad.unionByName(quarantine)
@@ -255,7 +128,13 @@ def _merge_valid(
     # Equal event ids mean equal events; only the file can differ: keep the first by name.
     deduped = (
         valid.groupBy(
-            C.EVENT_ID, C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS, C.EVENT_DATE, C.VALUE,
+            C.EVENT_ID,
+            C.USER_ID,
+            C.ITEM_ID,
+            C.EVENT_TYPE,
+            C.EVENT_TS,
+            C.EVENT_DATE,
+            C.VALUE,
             C.WEIGHT,
         )
         .agg(F.min(C.SOURCE_FILE).alias(C.SOURCE_FILE))
@@ -266,12 +145,18 @@ def _merge_valid(
             distinct_events = deduped.count()
             validated.unpersist()  # everything below reads the deduplicated cache
         with stage(log, "update user and item indices"):
-            new_users = _update_index(spark, storage, deduped, tables.USER_INDEX, C.USER_ID,
-                                      C.USER_IDX, report.batch_id)
-            new_items = _update_index(spark, storage, deduped, tables.ITEM_INDEX, C.ITEM_ID,
-                                      C.ITEM_IDX, report.batch_id)
-        users = delta.read_table(spark, storage.table(tables.USER_INDEX)).select(C.USER_ID, C.USER_IDX)
-        items = delta.read_table(spark, storage.table(tables.ITEM_INDEX)).select(C.ITEM_ID, C.ITEM_IDX)
+            new_users = _update_index(
+                spark, storage, deduped, tables.USER_INDEX, C.USER_ID, C.USER_IDX, report.batch_id
+            )
+            new_items = _update_index(
+                spark, storage, deduped, tables.ITEM_INDEX, C.ITEM_ID, C.ITEM_IDX, report.batch_id
+            )
+        users = delta.read_table(spark, storage.table(tables.USER_INDEX)).select(
+            C.USER_ID, C.USER_IDX
+        )
+        items = delta.read_table(spark, storage.table(tables.ITEM_INDEX)).select(
+            C.ITEM_ID, C.ITEM_IDX
+        )
         enriched = (
             deduped.join(users, on=C.USER_ID, how="inner")
             .join(items, on=C.ITEM_ID, how="inner")
@@ -291,8 +176,9 @@ def _merge_valid(
             else:
                 delta.ensure_table(spark, path, schemas.INTERACTIONS, partition_by=(C.EVENT_DATE,))
                 # The source is a cached, deterministic frame: Delta need not copy it again.
-                metrics = delta.insert_new(spark, enriched, path, (C.EVENT_DATE, C.EVENT_ID),
-                                           source_is_cached=True)
+                metrics = delta.insert_new(
+                    spark, enriched, path, (C.EVENT_DATE, C.EVENT_ID), source_is_cached=True
+                )
                 inserted = metrics.get("numTargetRowsInserted", 0)
                 merged_rows = metrics.get("numSourceRows", distinct_events if not metrics else -1)
     finally:
@@ -333,20 +219,44 @@ def _update_index(
 
 
 def _write_logs(
-    spark: SparkSession, storage: StorageConfig, report: IngestReport, now: datetime,
+    spark: SparkSession,
+    storage: StorageConfig,
+    report: IngestReport,
+    now: datetime,
     full_refresh: bool,
 ) -> None:
     file_rows = [
-        (o.file.path, o.file.size_bytes, o.file.modified_at, report.batch_id, o.status, o.error,
-         o.rows_read, o.rows_quarantined, now)
+        (
+            o.file.path,
+            o.file.size_bytes,
+            o.file.modified_at,
+            report.batch_id,
+            o.status,
+            o.error,
+            o.rows_read,
+            o.rows_quarantined,
+            now,
+        )
         for o in report.files
     ]
-    batch_row = [(
-        report.batch_id, now, len(report.files), report.files_failed, report.rows_read,
-        report.rows_inserted, report.duplicates_in_batch, report.duplicates_existing,
-        report.rows_quarantined, report.new_users, report.new_items, report.interactions_version,
-        report.reconciled, "; ".join(report.problems) or None,
-    )]
+    batch_row = [
+        (
+            report.batch_id,
+            now,
+            len(report.files),
+            report.files_failed,
+            report.rows_read,
+            report.rows_inserted,
+            report.duplicates_in_batch,
+            report.duplicates_existing,
+            report.rows_quarantined,
+            report.new_users,
+            report.new_items,
+            report.interactions_version,
+            report.reconciled,
+            "; ".join(report.problems) or None,
+        )
+    ]
     condition = f"{C.BATCH_ID} = '{report.batch_id}'"
     for table, rows, schema in (
         (tables.INGEST_LOG, file_rows, schemas.INGEST_LOG),
@@ -381,9 +291,3 @@ def _ingested_files(spark: SparkSession, storage: StorageConfig) -> set[tuple[st
 def _batch_id(files: list[SourceFile]) -> str:
     signature = "\n".join(f"{f.path}|{f.size_bytes}|{f.modified_at.isoformat()}" for f in files)
     return hashlib.md5(signature.encode()).hexdigest()[:16]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:500]
-

@@ -6,7 +6,13 @@ from pyspark.sql import types as T
 
 from recsys_spark import columns as C
 
-_S, _I, _L, _D, _TS = T.StringType(), T.IntegerType(), T.LongType(), T.DoubleType(), T.TimestampType()
+_S, _I, _L, _D, _TS = (
+    T.StringType(),
+    T.IntegerType(),
+    T.LongType(),
+    T.DoubleType(),
+    T.TimestampType(),
+)
 
 
 def _schema(*fields: tuple[str, T.DataType, bool]) -> T.StructType:

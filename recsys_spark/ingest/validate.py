@@ -125,11 +125,14 @@ def validate_events(
     )
     parsed = trimmed.select(
         "*",
-        timestamp_from(F.col("_ts_text").try_cast("double"), F.col("_ts_text"), timestamp_format)
-        .alias(C.EVENT_TS),
+        timestamp_from(
+            F.col("_ts_text").try_cast("double"), F.col("_ts_text"), timestamp_format
+        ).alias(C.EVENT_TS),
         F.col("_value_text").try_cast("double").alias(C.VALUE),
     )
-    typed = parsed.select("*", _reason(weight_rule, min_ts, max_ts, list(event_weights)).alias(C.REASON))
+    typed = parsed.select(
+        "*", _reason(weight_rule, min_ts, max_ts, list(event_weights)).alias(C.REASON)
+    )
     return typed.select(
         C.USER_ID,
         C.ITEM_ID,
@@ -167,7 +170,7 @@ def _reason(weight_rule: str, min_ts: datetime, max_ts: datetime, known: list[st
 
 
 def event_key() -> Column:
-    """md5 over user, item, event type, timestamp (microseconds) and value: equal events, equal key."""
+    """md5 of user, item, event type, timestamp (µs) and value: equal events, equal key."""
     parts = [
         F.col(C.USER_ID),
         F.col(C.ITEM_ID),
@@ -179,7 +182,9 @@ def event_key() -> Column:
 
 
 def _weight(event_weights: dict[str, float], rule: str, threshold: float) -> Column:
-    weights = F.create_map(*chain.from_iterable((F.lit(k), F.lit(float(v))) for k, v in event_weights.items()))
+    weights = F.create_map(
+        *chain.from_iterable((F.lit(k), F.lit(float(v))) for k, v in event_weights.items())
+    )
     event_weight = F.try_element_at(weights, F.col(C.EVENT_TYPE))
     value = F.col(C.VALUE)
     if rule == "value":

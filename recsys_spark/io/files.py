@@ -114,7 +114,9 @@ def read_raw_logs(
         df = spark.read.parquet(*paths)
         missing = [c for c in raw_columns if c not in df.columns]
         if missing:
-            raise SourceError(f"parquet files lack the mapped columns {missing}; see ingest.columns")
+            raise SourceError(
+                f"parquet files lack the mapped columns {missing}; see ingest.columns"
+            )
         df = df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in raw_columns])
         df = df.withColumn(C.CORRUPT_RECORD, F.lit(None).cast("string"))
     else:

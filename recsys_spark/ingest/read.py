@@ -1,0 +1,114 @@
+"""Read a batch of raw files and validate it, finding the files that cannot be read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recsys_spark import columns as C
+from recsys_spark.config import IngestConfig
+from recsys_spark.ingest.report import FileOutcome
+from recsys_spark.ingest.validate import standardize_raw, validate_events
+from recsys_spark.io.files import SourceFile, read_header, read_raw_logs
+from recsys_spark.logs import get_logger, stage
+
+log = get_logger(__name__)
+
+
+def read_validated(
+    spark: SparkSession, cfg: IngestConfig, pending: list[SourceFile], now: datetime
+) -> tuple[DataFrame | None, list[FileOutcome]]:
+    """Read and validate all pending files at once; on failure, find the unreadable ones.
+
+    Returns the validated rows (persisted: the caller unpersists; None when no file could
+    be read) and one outcome per file, with its row and quarantine counts or its error.
+    """
+    with stage(log, f"read and validate {len(pending)} files"):
+        try:
+            return validated_with_counts(spark, cfg, pending, now)
+        except Exception as exc:  # noqa: BLE001 - any reader failure: isolate the bad files
+            if len(pending) == 1:
+                return None, [FileOutcome(pending[0], "failed", error=_first_line(exc))]
+            log.warning("batch read failed (%s); reading file by file", _first_line(exc))
+        failed, readable = [], []
+        for source in pending:
+            try:
+                frame, _ = validated_with_counts(spark, cfg, [source], now)
+                frame.unpersist()
+                readable.append(source)
+            except Exception as exc:  # noqa: BLE001
+                log.error("unreadable file %s: %s", source.path, _first_line(exc))
+                failed.append(FileOutcome(source, "failed", error=_first_line(exc)))
+        if not readable:
+            return None, failed
+        frame, outcomes = validated_with_counts(spark, cfg, readable, now)
+        return frame, outcomes + failed
+
+
+def validated_with_counts(
+    spark: SparkSession, cfg: IngestConfig, files: list[SourceFile], now: datetime
+) -> tuple[DataFrame, list[FileOutcome]]:
+    mapping = cfg.columns
+    raw_columns = [
+        c
+        for c in (mapping.user, mapping.item, mapping.timestamp, mapping.event_type, mapping.value)
+        if c
+    ]
+    file_columns = None
+    if cfg.format == "csv":
+        file_columns = (
+            read_header(spark, files[0].path, cfg.csv_delimiter)
+            if cfg.csv_header
+            else list(cfg.csv_columns)
+        )
+    raw = read_raw_logs(
+        spark,
+        [f.path for f in files],
+        cfg.format,
+        raw_columns,
+        csv_delimiter=cfg.csv_delimiter,
+        csv_header=cfg.csv_header,
+        file_columns=file_columns,
+    )
+    standard = standardize_raw(
+        raw,
+        user_col=mapping.user,
+        item_col=mapping.item,
+        timestamp_col=mapping.timestamp,
+        event_type_col=mapping.event_type,
+        value_col=mapping.value,
+    )
+    validated = validate_events(
+        standard,
+        timestamp_format=cfg.timestamp_format,
+        min_ts=datetime.fromisoformat(cfg.min_timestamp).replace(tzinfo=UTC),
+        max_ts=now + timedelta(days=cfg.max_future_days),
+        event_weights=cfg.event_weights,
+        default_event_type=cfg.default_event_type,
+        has_event_type=bool(mapping.event_type),
+        weight_rule=cfg.weight_rule,
+        value_threshold=cfg.value_threshold,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = {
+            row[C.SOURCE_FILE]: (row["rows"], row["bad"])
+            for row in validated.groupBy(C.SOURCE_FILE)
+            .agg(F.count(F.lit(1)).alias("rows"), F.count(C.REASON).alias("bad"))
+            .collect()  # one row per file
+        }
+    except Exception:
+        validated.unpersist()
+        raise
+    outcomes = [FileOutcome(f, "ingested", *counts.get(f.path, (0, 0))) for f in files]
+    unmatched = set(counts) - {f.path for f in files}
+    if unmatched:  # a path spelt differently by the reader: keep the rows, flag the log
+        log.warning("rows from unlisted paths %s", sorted(unmatched))
+    return validated, outcomes
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]

@@ -1,0 +1,64 @@
+"""What one ingest batch did: per-file outcomes and the batch's reconciled counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from recsys_spark.io.files import SourceFile
+
+
+class ReconciliationError(RuntimeError):
+    """The batch's row counts do not add up: rows were lost or invented somewhere."""
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one raw file in a batch."""
+
+    file: SourceFile
+    status: str  # ingested | failed
+    rows_read: int = 0
+    rows_quarantined: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """Counts of one ingest batch; `rows_read` must equal the sum of the four outcomes."""
+
+    batch_id: str | None
+    files_seen: int
+    files_skipped: int
+    files: tuple[FileOutcome, ...] = ()
+    rows_read: int = 0
+    rows_inserted: int = 0
+    duplicates_in_batch: int = 0
+    duplicates_existing: int = 0
+    rows_quarantined: int = 0
+    new_users: int = 0
+    new_items: int = 0
+    interactions_version: int | None = None
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def files_failed(self) -> int:
+        return sum(f.status == "failed" for f in self.files)
+
+    @property
+    def reconciled(self) -> bool:
+        accounted = (
+            self.rows_inserted
+            + self.duplicates_in_batch
+            + self.duplicates_existing
+            + self.rows_quarantined
+        )
+        return not self.problems and accounted == self.rows_read
+
+    def summary(self) -> str:
+        return (
+            f"batch {self.batch_id}: files {len(self.files)} new ({self.files_failed} failed), "
+            f"{self.files_skipped} already ingested; rows read {self.rows_read} = inserted "
+            f"{self.rows_inserted} + duplicates in batch {self.duplicates_in_batch} + already "
+            f"present {self.duplicates_existing} + quarantined {self.rows_quarantined}; "
+            f"new users {self.new_users}, new items {self.new_items}"
+        )
