@@ -40,3 +40,14 @@ SCORE = "score"
 MODEL = "model"
 RUN_ID = "run_id"
 SOURCE = "source"  # what produced the list: the model itself, or the popularity fallback
+
+# ALS factors and tuning
+FEATURES = "features"
+RATING = "rating"  # the ALS training target derived from affinity
+
+# item-item similarity
+NEIGHBOUR_IDX = "neighbour_idx"
+NEIGHBOUR_ID = "neighbour_id"
+MEASURE = "measure"
+COOCCURRENCE = "cooccurrence"
+SIMILAR_ITEM_ID = "similar_item_id"

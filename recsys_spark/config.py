@@ -143,9 +143,9 @@ class AlsTuningConfig:
     enabled: bool = False
     mode: str = "grid"
     n_trials: int = 8
-    ranks: tuple[int, ...] = (32, 64, 128)
-    reg_params: tuple[float, ...] = (0.03, 0.1, 0.3)
-    alphas: tuple[float, ...] = (0.5, 1.0, 4.0, 40.0)
+    ranks: tuple[int, ...] = (64, 128)
+    reg_params: tuple[float, ...] = (0.1, 0.3, 1.0)
+    alphas: tuple[float, ...] = (1.0, 4.0)
     validation_ratio: float = 0.2
     seed: int = 7
 
@@ -230,6 +230,44 @@ class SimilarityConfig:
             raise ConfigError("similarity.similar_items_n must be > 0, num_partitions >= 0")
 
 
+EVALUATION_SPLITS = ("random", "chronological", "leave_last_k_out")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Offline evaluation: the split, the cut-offs and the report (jobs/evaluate.py)."""
+
+    split: str = "random"
+    test_ratio: float = 0.25
+    seed: int = 42
+    cut: str = ""
+    leave_k: int = 1
+    min_train: int = 1
+    ks: tuple[int, ...] = (5, 10, 20)
+    k: int = 10
+    relevance_col: str = ""
+    models: tuple[str, ...] = ()
+    resplit: bool = False
+    head_share: float = 0.2
+    cold_max_history: int = 5
+    heavy_quantile: float = 0.8
+    diversity_max_users: int = 200
+    report_dir: str = "reports/evaluation"
+
+    def __post_init__(self) -> None:
+        _one_of("evaluation.split", self.split, EVALUATION_SPLITS)
+        if not 0.0 < self.test_ratio < 1.0:
+            raise ConfigError("evaluation.test_ratio must be in (0, 1)")
+        if self.split == "chronological" and not self.cut:
+            raise ConfigError("evaluation.cut: give an ISO time (2026-03-01T00:00) for split chronological")
+        if not self.ks or min(self.ks) < 1 or self.k < 1:
+            raise ConfigError("evaluation.ks and evaluation.k must be positive cut-offs")
+        if self.leave_k < 1 or self.min_train < 0 or self.diversity_max_users < 0:
+            raise ConfigError("evaluation.leave_k >= 1, min_train >= 0, diversity_max_users >= 0")
+        if not 0.0 <= self.head_share <= 1.0 or not 0.0 < self.heavy_quantile < 1.0:
+            raise ConfigError("evaluation.head_share in [0, 1], heavy_quantile in (0, 1)")
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """The whole configuration of one job run."""
@@ -242,6 +280,7 @@ class AppConfig:
     als: AlsConfig = field(default_factory=AlsConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -1,0 +1,191 @@
+"""Item-based top-N and the similarity job, against numpy references."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from chispa import assert_approx_df_equality, assert_df_equality
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from recsys_spark import columns as C
+from recsys_spark import tables
+from recsys_spark.config import load_config
+from recsys_spark.ingest.schemas import INTERACTIONS
+from recsys_spark.io import delta
+from recsys_spark.item_based import recommend_item_based, similar_items
+
+AFFINITY_SCHEMA = "user_idx int, user_id string, item_idx int, item_id string, affinity double"
+SIM_SCHEMA = (
+    "item_idx int, item_id string, neighbour_idx int, neighbour_id string, measure string, "
+    "rank int, score double, cooccurrence long"
+)
+RECS_SCHEMA = "user_id string, item_id string, rank int, score double"
+
+
+def _reference_top_n(
+    weights: np.ndarray, sim: np.ndarray, item_ids: list[str], user_ids: list[str], n: int
+) -> pd.DataFrame:
+    """Dense A @ S, history excluded, positive scores only, ties by item id."""
+    scores = weights @ sim
+    rows = []
+    for u, user in enumerate(user_ids):
+        cands = [
+            (-scores[u, j], item_ids[j], j)
+            for j in range(sim.shape[1])
+            if weights[u, j] == 0 and scores[u, j] > 0
+        ]
+        for rank, (neg, item, _) in enumerate(sorted(cands)[:n], start=1):
+            rows.append((user, item, rank, -neg))
+    return pd.DataFrame(rows, columns=[C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE])
+
+
+def _sim_rows(sim: np.ndarray, item_ids: list[str], measure: str = "m") -> list[tuple]:
+    rows = []
+    for i in range(sim.shape[0]):
+        nbrs = [j for j in np.flatnonzero(sim[i])]
+        for rank, j in enumerate(sorted(nbrs, key=lambda j: (-sim[i, j], item_ids[j])), start=1):
+            rows.append((i, item_ids[i], int(j), item_ids[j], measure, rank, float(sim[i, j]), 1))
+    return rows
+
+
+def test_scores_match_dense_reference(spark: SparkSession) -> None:
+    rng = np.random.default_rng(11)
+    n_users, n_items = 25, 14
+    weights = np.where(
+        rng.random((n_users, n_items)) < 0.25, rng.uniform(0.5, 3, (n_users, n_items)), 0
+    )
+    sim = np.where(rng.random((n_items, n_items)) < 0.3, rng.random((n_items, n_items)), 0)
+    np.fill_diagonal(sim, 0)
+    sim[:, 3] = sim[:, 5]  # identical columns: score ties between items 3 and 5
+    # Indices against id order, so ties must follow the ids, not the indices.
+    item_ids = [f"i{n_items - j:02d}" for j in range(n_items)]
+    user_ids = [f"u{u:02d}" for u in range(n_users)]
+    affinity = spark.createDataFrame(
+        [
+            (int(u), user_ids[u], int(j), item_ids[j], float(weights[u, j]))
+            for u, j in zip(*np.nonzero(weights), strict=True)
+        ],
+        AFFINITY_SCHEMA,
+    )
+    sims = spark.createDataFrame(
+        _sim_rows(sim, item_ids) + _sim_rows(sim.T, item_ids, "other"), SIM_SCHEMA
+    )
+    got = recommend_item_based(affinity, sims, measure="m", top_n=4).select(
+        C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE
+    )
+    expected = spark.createDataFrame(
+        _reference_top_n(weights, sim, item_ids, user_ids, 4), RECS_SCHEMA
+    )
+    assert expected.count() > 60
+    # Both sides sorted the same way; mapInArrow output columns are always nullable.
+    key = [C.USER_ID, C.RANK]
+    assert_approx_df_equality(
+        got.orderBy(key), expected.orderBy(key), precision=1e-9, ignore_nullable=True
+    )
+
+
+def test_seen_items_excluded_and_users_without_neighbours_skipped(spark: SparkSession) -> None:
+    affinity = spark.createDataFrame(
+        [
+            (0, "u0", 0, "a", 1.0),
+            (0, "u0", 1, "b", 2.0),
+            (1, "u1", 2, "c", 1.0),  # c has no neighbours: u1 gets nothing
+            (2, "u2", 0, "a", 1.0),
+            (2, "u2", 0, "a", 1.0),  # a duplicate pair sums like one affinity of 2
+        ],
+        AFFINITY_SCHEMA,
+    )
+    sims = spark.createDataFrame(
+        [
+            (0, "a", 1, "b", "m", 1, 0.5, 2),
+            (0, "a", 3, "d", "m", 2, 0.25, 2),
+            (1, "b", 3, "d", "m", 1, 0.5, 2),
+            (1, "b", 0, "a", "m", 2, 0.5, 2),
+        ],
+        SIM_SCHEMA,
+    )
+    got = recommend_item_based(affinity, sims, measure="m", top_n=5).select(
+        C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE
+    )
+    expected = spark.createDataFrame(
+        [("u0", "d", 1, 1.25), ("u2", "b", 1, 1.0), ("u2", "d", 2, 0.5)], RECS_SCHEMA
+    )
+    assert_df_equality(
+        got.orderBy(C.USER_ID, C.RANK), expected, ignore_nullable=True
+    )  # mapInArrow output columns are always nullable
+    listed = similar_items(sims, n=1).orderBy(C.ITEM_ID).collect()
+    assert [(r[C.ITEM_ID], r[C.SIMILAR_ITEM_ID], r[C.RANK]) for r in listed] == [
+        ("a", "b", 1),
+        ("b", "d", 1),
+    ]
+    with pytest.raises(ValueError, match="top_n must be positive"):
+        recommend_item_based(affinity, sims, measure="m", top_n=0)
+
+
+def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: Path) -> None:
+    from jobs.similarity import run
+
+    t_ref = datetime(2026, 3, 10)
+    rng = np.random.default_rng(3)
+    events = []
+    for u in range(12):
+        for i in rng.choice(6, size=3, replace=False):
+            events.append(
+                (f"u{u:02d}", f"i{int(i)}", t_ref - timedelta(days=int(rng.integers(0, 20))))
+            )
+    events.append(("u00", "i9", t_ref))  # the newest event defines t_ref
+    users = {u: k for k, u in enumerate(sorted({e[0] for e in events}))}
+    items = {it: k for k, it in enumerate(sorted({e[1] for e in events}))}
+    rows = [
+        (f"e{k}", u, it, users[u], items[it], "view", ts, ts.date(), None, 1.0, "f", "b", ts)
+        for k, (u, it, ts) in enumerate(events)
+    ]
+    root = tmp_path / "lake"
+    delta.overwrite(
+        spark.createDataFrame(rows, INTERACTIONS), f"{root.as_uri()}/{tables.INTERACTIONS}"
+    )
+    cfg = load_config(
+        None,
+        [
+            f"storage.root={root}",
+            "similarity.measures=[cosine]",
+            "similarity.min_support=1",
+            "similarity.half_life_days=7",
+            "similarity.top_n=2",
+            "similarity.similar_items_n=2",
+        ],
+    )
+    report = run(spark, cfg, run_id="r1")
+    # Reference: decayed affinity x cosine on the binary matrix.
+    n_u, n_i = len(users), len(items)
+    weights = np.zeros((n_u, n_i))
+    binary = np.zeros((n_u, n_i))
+    for u, it, ts in events:
+        weights[users[u], items[it]] += 0.5 ** ((t_ref - ts).total_seconds() / (7 * 86400))
+        binary[users[u], items[it]] = 1
+    co = binary.T @ binary
+    counts = np.diag(co)
+    sim = co / np.sqrt(np.outer(counts, counts))
+    np.fill_diagonal(sim, 0)
+    item_ids = sorted(items, key=items.get)
+    expected = _reference_top_n(weights, sim, item_ids, sorted(users, key=users.get), 2)
+    recs = delta.read_table(spark, cfg.storage.table(tables.RECOMMENDATIONS))
+    assert {r[0] for r in recs.select(C.MODEL, C.SOURCE, C.RUN_ID).distinct().collect()} == {
+        "item_cosine"
+    }
+    assert_approx_df_equality(
+        recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE).orderBy(C.USER_ID, C.RANK),
+        spark.createDataFrame(expected, RECS_SCHEMA).orderBy(C.USER_ID, C.RANK),
+        precision=1e-9,
+        ignore_nullable=True,  # Delta reads every column back as nullable
+    )
+    sims = delta.read_table(spark, cfg.storage.table(tables.ITEM_SIMILARITY))
+    assert sims.filter(F.col(C.RUN_ID) != "r1").count() == 0
+    assert report.similarity_rows == sims.count() == int((sim > 0).sum())
+    similar = delta.read_table(spark, cfg.storage.table(tables.SIMILAR_ITEMS))
+    assert similar.groupBy(C.ITEM_ID).count().agg(F.max("count")).first()[0] == 2

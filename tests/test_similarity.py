@@ -1,0 +1,213 @@
+"""Item-item similarities against numpy / scipy references on tiny matrices."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from scipy.stats.contingency import chi2_contingency
+
+from recsys_spark import columns as C
+from recsys_spark.similarity import (
+    MEASURES,
+    cap_interactions,
+    item_similarity,
+    log_likelihood_ratio,
+)
+
+PAIR_SCHEMA = "user_idx int, item_idx int, item_id string"
+
+
+def _pairs_frame(spark: SparkSession, x: np.ndarray, item_ids: list[str] | None = None):
+    users, items = np.nonzero(x)
+    ids = item_ids or [f"i{j:02d}" for j in range(x.shape[1])]
+    rows = [(int(u), int(i), ids[i]) for u, i in zip(users, items, strict=True)]
+    return spark.createDataFrame(rows, PAIR_SCHEMA)
+
+
+def _reference(x: np.ndarray, measure: str, min_support: int) -> pd.DataFrame:
+    """Every pair's score computed straight from the dense matrix (scipy's G-test for LLR)."""
+    co = x.T.astype(np.int64) @ x.astype(np.int64)
+    counts = np.diag(co)
+    n_users = x.shape[0]
+    rows = []
+    for i in range(x.shape[1]):
+        for j in range(x.shape[1]):
+            c, ci, cj = co[i, j], counts[i], counts[j]
+            if i == j or c < min_support:
+                continue
+            score = {
+                "count": float(c),
+                "jaccard": c / (ci + cj - c),
+                "cosine": c / math.sqrt(ci * cj),
+                "lift": c / (ci * cj),
+                "inclusion": c / min(ci, cj),
+            }.get(measure)
+            if measure == "llr":
+                table = np.array([[c, ci - c], [cj - c, n_users - ci - cj + c]])
+                score = chi2_contingency(table, correction=False, lambda_="log-likelihood")[0]
+            rows.append((i, j, float(score), int(c)))
+    return pd.DataFrame(rows, columns=["i", "j", "score", "c"])
+
+
+def _collect(result, measure: str) -> pd.DataFrame:
+    pdf = result.filter(F.col(C.MEASURE) == measure).toPandas()
+    return (
+        pdf.rename(columns={C.ITEM_IDX: "i", C.NEIGHBOUR_IDX: "j", C.COOCCURRENCE: "c"})[
+            ["i", "j", C.SCORE, "c"]
+        ]
+        .sort_values(["i", "j"])
+        .reset_index(drop=True)
+    )
+
+
+@pytest.fixture(scope="module")
+def random_matrix() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    x = (rng.random((40, 12)) < 0.35).astype(np.int8)
+    counts = x.sum(axis=0)
+    # scipy's G-test needs non-empty margins: no item in every user's history or in none.
+    assert (counts > 0).all() and (counts < x.shape[0]).all()
+    return x
+
+
+def test_every_measure_matches_numpy_reference(spark, random_matrix):
+    min_support = 3  # exercises the support threshold too
+    result = item_similarity(
+        _pairs_frame(spark, random_matrix),
+        measures=MEASURES,
+        min_support=min_support,
+        top_k=100,
+        max_per_user=None,
+        max_per_item=None,
+    ).cache()
+    for measure in MEASURES:
+        expected = _reference(random_matrix, measure, min_support).sort_values(["i", "j"])
+        got = _collect(result, measure)
+        assert len(got) == len(expected) > 0, measure
+        np.testing.assert_array_equal(got[["i", "j", "c"]].to_numpy(), expected[["i", "j", "c"]])
+        np.testing.assert_allclose(got[C.SCORE], expected["score"], rtol=1e-9, atol=1e-9)
+    assert result.filter(F.col(C.COOCCURRENCE) < min_support).count() == 0
+    result.unpersist()
+
+
+def test_llr_hand_worked_tables():
+    # [[1, 0], [0, 1]]: each entropy term is 2 ln 2, so LLR = 2 (2 ln 2 + 2 ln 2 - 2 ln 2).
+    assert log_likelihood_ratio(1, 0, 0, 1) == pytest.approx(4 * math.log(2), abs=1e-12)
+    # Mahout's LogLikelihoodTest values.
+    got = log_likelihood_ratio(
+        np.array([10, 5, 1000, 1000, 1000]),
+        np.array([0, 1995, 1995, 1000, 1000]),
+        np.array([0, 0, 1000, 1000, 1000]),
+        np.array([10, 100000, 100000, 100000, 99000]),
+    )
+    np.testing.assert_allclose(
+        got, [27.72589, 39.33052, 4730.737, 5734.343, 5714.932], rtol=0, atol=1e-3
+    )
+    # Independence: exactly zero in exact arithmetic, never negative after rounding.
+    independent = log_likelihood_ratio(
+        np.array([10, 3, 7e6]),
+        np.array([10, 6, 7e6]),
+        np.array([10, 9, 7e6]),
+        np.array([10, 18, 7e6]),
+    )
+    assert (independent >= 0).all() and independent.max() < 1e-6
+
+
+def test_llr_through_spark_on_hand_worked_matrix(spark):
+    # a and b always together (2 users), c alone (2 users): k = [[2, 0], [0, 2]], LLR 8 ln 2.
+    rows = [(0, 0, "a"), (0, 1, "b"), (1, 0, "a"), (1, 1, "b"), (2, 2, "c"), (3, 2, "c")]
+    result = item_similarity(
+        spark.createDataFrame(rows, PAIR_SCHEMA), measures=("llr", "jaccard"), min_support=1
+    )
+    got = {(r[C.ITEM_ID], r[C.NEIGHBOUR_ID], r[C.MEASURE]): r[C.SCORE] for r in result.collect()}
+    assert set(got) == {(a, b, m) for a, b in (("a", "b"), ("b", "a")) for m in ("llr", "jaccard")}
+    assert got[("a", "b", "llr")] == pytest.approx(8 * math.log(2), abs=1e-12)
+    assert got[("b", "a", "jaccard")] == 1.0
+
+
+def test_ties_break_by_item_id_not_index(spark):
+    # Item "x" (3 users) co-occurs once with each of "c", "a", "b", whose indices run against
+    # their id order; every Jaccard score ties, so the lists follow the ids.
+    ids = ["x", "c", "b", "a"]
+    x = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 0, 1]], dtype=np.int8)
+    result = item_similarity(
+        _pairs_frame(spark, x, ids), measures=("jaccard",), min_support=1, top_k=2
+    ).filter(F.col(C.ITEM_ID) == "x")
+    expected = spark.createDataFrame(
+        [("x", "a", 1, 1 / 3), ("x", "b", 2, 1 / 3)],
+        f"{C.ITEM_ID} string, {C.NEIGHBOUR_ID} string, {C.RANK} int, {C.SCORE} double",
+    )
+    assert_df_equality(
+        result.select(C.ITEM_ID, C.NEIGHBOUR_ID, C.RANK, C.SCORE).orderBy(C.RANK),
+        expected,
+        ignore_nullable=True,  # mapInArrow output columns are always nullable
+    )
+
+
+def test_top_k_keeps_the_best_neighbours(spark, random_matrix):
+    result = item_similarity(
+        _pairs_frame(spark, random_matrix), measures=("count",), min_support=1, top_k=3
+    ).toPandas()
+    expected = _reference(random_matrix, "count", 1)
+    expected["nid"] = [f"i{j:02d}" for j in expected["j"]]
+    expected = (
+        expected.sort_values(["i", "score", "nid"], ascending=[True, False, True])
+        .groupby("i")
+        .head(3)
+    )
+    expected["rank"] = expected.groupby("i").cumcount() + 1
+    got = result.sort_values([C.ITEM_IDX, C.RANK])
+    np.testing.assert_array_equal(got[C.ITEM_IDX], expected["i"])
+    np.testing.assert_array_equal(got[C.NEIGHBOUR_IDX], expected["j"])
+    np.testing.assert_array_equal(got[C.RANK], expected["rank"])
+
+
+def test_caps_keep_at_most_the_cap_and_are_seeded(spark):
+    # User 0 has all 30 items; items 0..3 also have 30 light users each.
+    rows = [(0, i, f"i{i:02d}") for i in range(30)]
+    rows += [(u, u % 4, f"i{u % 4:02d}") for u in range(1, 121)]
+    pairs = spark.createDataFrame(rows + rows[:5], PAIR_SCHEMA)  # duplicates merge
+    capped = cap_interactions(pairs, max_per_user=5, max_per_item=10, seed=3).toPandas()
+    assert capped.groupby(C.USER_IDX).size().max() == 5
+    assert capped.groupby(C.ITEM_IDX).size().max() == 10
+    assert not capped.duplicated().any()
+    # Items 0..3 had 31 users each; items 4..29 only user 0, who keeps 5 items in all.
+    assert (capped.groupby(C.ITEM_IDX).size().loc[[0, 1, 2, 3]] <= 10).all()
+    again = cap_interactions(pairs, max_per_user=5, max_per_item=10, seed=3).toPandas()
+    other = cap_interactions(pairs, max_per_user=5, max_per_item=10, seed=4).toPandas()
+    key = [C.USER_IDX, C.ITEM_IDX]
+    pd.testing.assert_frame_equal(
+        capped.sort_values(key).reset_index(drop=True),
+        again.sort_values(key).reset_index(drop=True),
+    )
+    assert set(map(tuple, capped[key].to_numpy())) != set(map(tuple, other[key].to_numpy()))
+    # Counts come from the capped matrix.
+    x = np.zeros((121, 30), dtype=np.int8)
+    x[capped[C.USER_IDX], capped[C.ITEM_IDX]] = 1
+    sims = item_similarity(
+        pairs, measures=("jaccard",), min_support=1, max_per_user=5, max_per_item=10, seed=3
+    )
+    got = _collect(sims, "jaccard")
+    expected = _reference(x, "jaccard", 1).sort_values(["i", "j"])
+    np.testing.assert_array_equal(got[["i", "j", "c"]].to_numpy(), expected[["i", "j", "c"]])
+    np.testing.assert_allclose(got[C.SCORE], expected["score"], rtol=1e-9)
+
+
+def test_empty_and_null_input(spark):
+    empty = item_similarity(spark.createDataFrame([], PAIR_SCHEMA), measures=("cosine",))
+    assert empty.count() == 0
+    rows = [(0, 0, "a"), (0, 1, "b"), (None, 1, "b"), (1, None, None), (1, 0, "a"), (1, 1, "b")]
+    result = item_similarity(spark.createDataFrame(rows, PAIR_SCHEMA), measures=("count",))
+    got = sorted((r[C.ITEM_ID], r[C.NEIGHBOUR_ID], r[C.COOCCURRENCE]) for r in result.collect())
+    assert got == [("a", "b", 2), ("b", "a", 2)]
+
+
+def test_unknown_measure_fails(spark):
+    with pytest.raises(ValueError, match="unknown measures"):
+        item_similarity(spark.createDataFrame([], PAIR_SCHEMA), measures=("pearson",))
