@@ -1,0 +1,253 @@
+"""Every model of the repo on MovieLens (BASELINES.md protocol), beside the published rows.
+
+    python benchmarks/bench_quality.py [--conf conf/movielens.yml] [--set key=value ...]
+
+Protocol: per-user 75/25 random split of the user-item pairs (seed 42), top-10, items
+seen in training never recommended, every held-out pair relevant (binary). Data path,
+format and column mapping come from the config (conf/movielens.yml by default), so any
+MovieLens-format file evaluates the same way with overrides only, for example the
+newer releases' ratings.csv:
+
+    --set ingest.source=/data/ml-latest-small/ratings.csv --set ingest.csv_delimiter=,
+    --set ingest.columns.user=userId --set ingest.columns.item=movieId
+    --set ingest.columns.timestamp=timestamp --set ingest.columns.value=rating
+
+Models: the most-popular baseline always; the item-based co-occurrence models
+(jaccard, cosine) and implicit ALS when their modules import. Writes the split
+(eval_train, eval_test), the lists (eval_recommendations), metrics.json and report.html
+under the storage root (default /tmp/recsys-bench/quality), prints their paths, and
+writes bench-results/quality.json. Skips with a message when the data is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+from pyspark.sql import DataFrame  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from jobs import evaluate as evaluate_job  # noqa: E402
+from recsys_spark import columns as C  # noqa: E402
+from recsys_spark import tables  # noqa: E402
+from recsys_spark.affinity import user_item_affinity  # noqa: E402
+from recsys_spark.cli import job_parser, parse_job_args  # noqa: E402
+from recsys_spark.config import AppConfig  # noqa: E402
+from recsys_spark.evaluation.evaluate import BASELINE_MODEL, most_popular_lists  # noqa: E402
+from recsys_spark.io import delta  # noqa: E402
+from recsys_spark.recommendations import write_recommendations  # noqa: E402
+from recsys_spark.session import get_spark  # noqa: E402
+from recsys_spark.split import random_split_per_user, split_summary  # noqa: E402
+
+TOP_N = 10
+COLUMNS = ("map", "ndcg_at_10", "precision_at_10", "recall_at_10", "catalog_coverage")
+# ../shared/BASELINES.md: MAP, NDCG@10, P@10, R@10, catalogue coverage (None: not given).
+PUBLISHED = {
+    "BiVAE (published)": (0.146126, 0.475077, 0.411771, 0.219145, None),
+    "BPR (published)": (0.132478, 0.441997, 0.388229, 0.212522, None),
+    "LightGCN (published)": (0.088526, 0.419846, 0.379626, 0.144336, None),
+    "NCF (published)": (0.107720, 0.396118, 0.347296, 0.180775, None),
+    "SAR Jaccard (published)": (0.110591, 0.382461, 0.330753, 0.176385, None),
+    "SVD (published)": (0.012873, 0.095930, 0.091198, 0.032783, None),
+    "ALS explicit (published)": (0.004732, 0.044239, 0.048462, 0.017796, None),
+    "most popular (measured)": (0.053, 0.248, 0.227, 0.111, 0.027),
+    "co-occurrence Jaccard (measured)": (0.112, 0.383, 0.340, 0.186, 0.128),
+    "co-occurrence cosine (measured)": (0.119, 0.402, 0.351, 0.189, 0.109),
+    "ALS implicit r64 reg0.1 a1 (measured)": (0.150, 0.477, 0.420, 0.225, 0.338),
+    "EASE lambda 500 (measured)": (0.154, 0.492, 0.430, 0.229, 0.175),
+}
+
+
+def item_based_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
+    """Item-based co-occurrence models, when recsys_spark.similarity and item_based import."""
+    try:
+        from recsys_spark.item_based import recommend_item_based
+        from recsys_spark.similarity import item_similarity
+    except ImportError as exc:
+        print(f"item-based models unavailable: {exc}")
+        return {}
+    s = cfg.similarity
+
+    def model(measure: str) -> Callable[[DataFrame], DataFrame]:
+        def recommend(train: DataFrame) -> DataFrame:
+            sims = item_similarity(
+                train,
+                measures=(measure,),
+                min_support=s.min_support,
+                top_k=s.top_k,
+                max_per_user=s.max_per_user,
+                max_per_item=s.max_per_item,
+                seed=s.seed,
+            ).cache()
+            return recommend_item_based(train, sims, measure=measure, top_n=TOP_N)
+
+        return recommend
+
+    return {f"item_{m}": model(m) for m in ("jaccard", "cosine")}
+
+
+def als_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
+    """Implicit ALS (config `als`, BASELINES row: rank 64, regParam 0.1, alpha 1, 15 iter)."""
+    try:
+        from recsys_spark.als import AlsParams, als_ratings, fit_als, item_factors, user_factors
+        from recsys_spark.topn import recommend_for_all_users
+    except ImportError as exc:
+        print(f"ALS unavailable: {exc}")
+        return {}
+    a = cfg.als
+
+    def recommend(train: DataFrame) -> DataFrame:
+        params = AlsParams(
+            rank=a.rank,
+            reg_param=a.reg_param,
+            alpha=a.alpha,
+            max_iter=a.max_iter,
+            seed=a.seed,
+            num_user_blocks=a.num_user_blocks,
+            num_item_blocks=a.num_item_blocks,
+        )
+        model = fit_als(
+            als_ratings(train, log_scaling=a.log_scaling, eps=a.log_eps).cache(), params
+        )
+        items = train.select(C.ITEM_IDX, C.ITEM_ID).distinct()
+        users = train.select(C.USER_IDX, C.USER_ID).distinct()
+        recs = recommend_for_all_users(
+            user_factors(model).join(users, on=C.USER_IDX, how="inner"),
+            item_factors(model).join(items, on=C.ITEM_IDX, how="inner"),
+            train.select(C.USER_IDX, C.ITEM_IDX),
+            n=TOP_N,
+        )
+        return recs
+
+    return {"als": recommend}
+
+
+def print_table(measured: dict[str, dict[str, float]]) -> None:
+    names = ["MAP", "NDCG@10", "P@10", "R@10", "coverage"]
+    rows = [(f"{m} (this run)", [v.get(c) for c in COLUMNS]) for m, v in measured.items()]
+    rows += [(name, list(values)) for name, values in PUBLISHED.items()]
+    width = max(len(r[0]) for r in rows)
+    print("\n" + "model".ljust(width) + "".join(f"  {n:>9}" for n in names))
+    print("-" * (width + 11 * len(names)))
+    for name, values in rows:
+        cells = "".join(f"  {'-':>9}" if v is None else f"  {v:>9.4f}" for v in values)
+        print(name.ljust(width) + cells)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = job_parser(__doc__.splitlines()[0])
+    parser.set_defaults(conf=str(ROOT / "conf" / "movielens.yml"))
+    parser.add_argument("--out", default=str(ROOT / "bench-results" / "quality.json"))
+    args, cfg = parse_job_args(parser, argv)
+    if not any(o.startswith("storage.root=") for o in args.overrides):
+        cfg = replace(cfg, storage=replace(cfg.storage, root="/tmp/recsys-bench/quality"))
+    if not any(o.startswith("tracking.") for o in args.overrides):
+        cfg = replace(cfg, tracking=replace(cfg.tracking, enabled=False))
+    ev = replace(cfg.evaluation, split="random", test_ratio=0.25, seed=42, ks=(TOP_N,), k=TOP_N)
+    cfg = replace(cfg, evaluation=ev)
+    source = Path(cfg.ingest.source)
+    if "://" not in cfg.ingest.source and not source.exists():
+        print(f"skipped: MovieLens data not found at {source} (set --set ingest.source=...)")
+        return 0
+
+    spark = get_spark(replace(cfg.spark, app_name="bench-quality", log_level="ERROR"))
+    timings: dict[str, float] = {}
+    interactions_path = cfg.storage.table(tables.INTERACTIONS)
+    if not delta.table_exists(spark, interactions_path):
+        from jobs.ingest import run as ingest
+
+        start = time.perf_counter()
+        ingest(spark, cfg)
+        timings["ingest_s"] = time.perf_counter() - start
+    interactions = delta.read_table(spark, interactions_path)
+    train_path = cfg.storage.table(tables.EVAL_TRAIN)
+    test_path = cfg.storage.table(tables.EVAL_TEST)
+    train, test = random_split_per_user(user_item_affinity(interactions), test_ratio=0.25, seed=42)
+    delta.overwrite(train, train_path)
+    delta.overwrite(test, test_path)
+    train = delta.read_table(spark, train_path).cache()
+    test = delta.read_table(spark, test_path).cache()
+    summary = split_summary(train, test)
+    print(f"split: {summary}")
+
+    recs_path = cfg.storage.table(evaluate_job.EVAL_RECOMMENDATIONS)
+    builders: dict[str, Callable[[DataFrame], DataFrame]] = {
+        BASELINE_MODEL: lambda tr: most_popular_lists(
+            tr, test.select(C.USER_ID).distinct(), n=TOP_N
+        ),
+        **item_based_models(cfg),
+        **als_models(cfg),
+    }
+    lists: dict[str, DataFrame] = {}
+    failed: dict[str, str] = {}
+    for model, build in builders.items():
+        start = time.perf_counter()
+        try:
+            recs = build(train).select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
+            rows = recs.select(
+                "*",
+                F.lit(model).alias(C.MODEL),
+                F.lit("model").alias(C.SOURCE),
+                F.lit("bench-quality").alias(C.RUN_ID),
+            )
+            write_recommendations(rows, recs_path, model)
+        except Exception as exc:  # a model written in parallel may be broken: report, go on
+            traceback.print_exc()
+            failed[model] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            continue
+        timings[f"{model}_recommend_s"] = time.perf_counter() - start
+        lists[model] = delta.read_table(spark, recs_path).filter(F.col(C.MODEL) == model)
+    print(f"models run: {list(lists)}; failed: {failed or 'none'}")
+
+    start = time.perf_counter()
+    doc = evaluate_job.evaluate_lists(
+        lists,
+        train,
+        test,
+        evaluate_job.evaluation_params(ev),
+        run_id="bench-quality",
+        split={**evaluate_job.split_description(ev), "summary": summary},
+        table_paths={"train": train_path, "test": test_path, "recommendations": recs_path},
+    )
+    timings["evaluate_all_models_s"] = time.perf_counter() - start
+    evaluate_job.finish_report(doc, cfg)
+    print_table(doc["models"])
+    print("\ntables:")
+    for name, path in doc["tables"].items():
+        print(f"  {name}: {path}")
+    print(f"  metrics.json: {doc['report']['metrics_json']}")
+    print(f"  report.html: {doc['report']['html']}")
+
+    result: dict[str, Any] = {
+        "dataset": str(source),
+        "protocol": "per-user 75/25 random split of pairs, seed 42, top-10, seen excluded",
+        "split": summary,
+        "models_run": list(lists),
+        "models_failed": failed,
+        "metrics": {
+            m: {c: v.get(c) for c in (*COLUMNS, "map_at_10", "users_evaluated")}
+            for m, v in doc["models"].items()
+        },  # fmt: skip
+        "published": {k: dict(zip(COLUMNS, v, strict=True)) for k, v in PUBLISHED.items()},
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "metrics_json": doc["report"]["metrics_json"],
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
