@@ -1,0 +1,310 @@
+"""ALS fit (Java vs native BLAS) and top-N for every user, seen items excluded.
+
+    python benchmarks/bench_als.py [--work /tmp/alsbench] [--n-events 2000000] ...
+
+On a generated log (default 2M events, 50K users, 20K items; generated and ingested
+under --work once, then reused), rank 64:
+
+1. ALS fit time, each in a fresh Spark process: BLAS forced to the Java implementation,
+   and the default (native when libblas.so.3 resolves, e.g. libopenblas0-pthread);
+2. top-10 for every user with seen items excluded: `recommend_for_all_users` against
+   `recommendForAllUsers(10 + max_seen)` + anti-join + top-10 (lists compared, equal up
+   to score ties), against plain `recommendForAllUsers(10)`, and against the numpy
+   matrix product of all scores in one process (the arithmetic floor);
+3. peak resident memory of the Spark processes (driver JVM + Python workers).
+
+Prints the figures and writes them to bench-results/als.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+from recsys_spark.config import SparkConfig  # noqa: E402
+
+JAVA_BLAS_OPTION = "-Ddev.ludovic.netlib.blas.nativeLib=libno-native-blas.so"
+TIE_TOLERANCE = 1e-4
+
+
+def spark_config(blas: str) -> SparkConfig:
+    conf = {"spark.default.parallelism": "4"}
+    if blas == "java":
+        # netlib then fails to load a native library and falls back to its Java BLAS.
+        conf["spark.driver.extraJavaOptions"] = JAVA_BLAS_OPTION
+    return SparkConfig(
+        app_name=f"bench-als-{blas}", driver_memory="6g", shuffle_partitions=4,
+        log_level="ERROR", conf=conf,
+    )  # fmt: skip
+
+
+class PeakRss:
+    """Polls /proc for the resident memory of this process's descendants (MB)."""
+
+    def __init__(self) -> None:
+        self.peak_total = 0.0
+        self.peak_python_worker = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.2):
+            parents: dict[int, int] = {}
+            rss: dict[int, float] = {}
+            cmd: dict[int, str] = {}
+            for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    cmd[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore")
+                except OSError:
+                    continue
+                parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+                kb = [ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")]
+                rss[pid] = int(kb[0]) / 1024 if kb else 0.0
+            tree = {me}
+            changed = True
+            while changed:
+                new = {p for p, pp in parents.items() if pp in tree and p not in tree}
+                tree |= new
+                changed = bool(new)
+            tree.discard(me)
+            self.peak_total = max(self.peak_total, sum(rss.get(p, 0.0) for p in tree))
+            workers = [rss.get(p, 0.0) for p in tree if "pyspark.worker" in cmd.get(p, "")
+                       or "pyspark.daemon" in cmd.get(p, "")]  # fmt: skip
+            self.peak_python_worker = max(self.peak_python_worker, max(workers, default=0.0))
+
+
+def ensure_data(args: argparse.Namespace) -> str:
+    work = Path(args.work)
+    events = work / "events.csv"
+    lake = work / "lake"
+    py = sys.executable
+    if not (lake / "interactions" / "_delta_log").is_dir():
+        if not events.exists():
+            subprocess.run(
+                [py, str(ROOT / "jobs" / "generate_sample.py"),
+                 "--set", f"sample.n_events={args.n_events}",
+                 "--set", f"sample.n_users={args.n_users}",
+                 "--set", f"sample.n_items={args.n_items}", "--set", f"sample.path={events}"],
+                check=True,
+            )  # fmt: skip
+        subprocess.run(
+            [py, str(ROOT / "jobs" / "ingest.py"), "--set", f"storage.root={lake}",
+             "--set", f"ingest.source={events}"],
+            check=True,
+        )  # fmt: skip
+    return str(lake.resolve())
+
+
+def fit_once(args: argparse.Namespace) -> int:
+    """Child process: fit ALS once with the BLAS of --blas, save the model, print JSON."""
+    from recsys_spark import tables
+    from recsys_spark.affinity import user_item_affinity
+    from recsys_spark.als import AlsParams, als_ratings, fit_als
+    from recsys_spark.io import delta
+    from recsys_spark.session import get_spark
+
+    spark = get_spark(spark_config(args.blas))
+    jvm = spark.sparkContext._jvm
+    blas_impl = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getName()
+    interactions = delta.read_table(spark, f"file://{args.lake}/{tables.INTERACTIONS}")
+    ratings = als_ratings(user_item_affinity(interactions)).cache()
+    pairs = ratings.count()
+    params = AlsParams(rank=args.rank, max_iter=args.max_iter, reg_param=0.1, alpha=1.0,
+                       seed=42, num_user_blocks=4, num_item_blocks=4)  # fmt: skip
+    start = time.perf_counter()
+    model = fit_als(ratings, params)
+    model.userFactors.count()
+    fit_s = time.perf_counter() - start
+    model.write().overwrite().save(args.model_path)
+    print("RESULT " + json.dumps({"blas": args.blas, "netlib_blas": blas_impl,
+                                  "fit_seconds": round(fit_s, 1), "pairs": pairs}))  # fmt: skip
+    spark.stop()
+    return 0
+
+
+def run_fit_child(args: argparse.Namespace, blas: str, model_path: str) -> dict:
+    cmd = [sys.executable, __file__, "--fit-only", "--blas", blas, "--lake", args.lake,
+           "--model-path", model_path, "--rank", str(args.rank),
+           "--max-iter", str(args.max_iter)]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def numpy_floor(uf, itf) -> dict[str, float]:
+    """Single process: bare GEMM of all scores in blocks, and GEMM + our selection."""
+    import numpy as np
+
+    from recsys_spark.topn import CHUNK_SCORES, select_top_n
+
+    u = np.stack(uf.toPandas()["features"].to_numpy()).astype(np.float32)
+    v = np.stack(itf.toPandas()["features"].to_numpy()).astype(np.float32)
+    rows = max(1, CHUNK_SCORES // v.shape[0])
+    start = time.perf_counter()
+    for s in range(0, u.shape[0], rows):
+        u[s : s + rows] @ v.T
+    gemm_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for s in range(0, u.shape[0], rows):
+        select_top_n(u[s : s + rows] @ v.T, 10)
+    select_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for s in range(0, min(u.shape[0], 5 * rows), rows):
+        np.argpartition(-(u[s : s + rows] @ v.T), 10, axis=1)
+    argp_s = (time.perf_counter() - start) * u.shape[0] / min(u.shape[0], 5 * rows)
+    return {"numpy_gemm_seconds": round(gemm_s, 2),
+            "numpy_gemm_plus_select_top_n_seconds": round(select_s, 2),
+            "numpy_gemm_plus_argpartition_seconds_extrapolated": round(argp_s, 2)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="/tmp/alsbench")
+    parser.add_argument("--n-events", type=int, default=2_000_000)
+    parser.add_argument("--n-users", type=int, default=50_000)
+    parser.add_argument("--n-items", type=int, default=20_000)
+    parser.add_argument("--rank", type=int, default=64)
+    parser.add_argument("--max-iter", type=int, default=10)
+    parser.add_argument("--skip-blas-compare", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "bench-results" / "als.json"))
+    parser.add_argument("--fit-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--blas", choices=("java", "default"), default="default")
+    parser.add_argument("--lake", default="")
+    parser.add_argument("--model-path", default="")
+    args = parser.parse_args(argv)
+    if args.fit_only:
+        return fit_once(args)
+
+    args.lake = ensure_data(args)
+    out: dict = {"data": {"n_events": args.n_events, "n_users": args.n_users,
+                          "n_items": args.n_items}, "rank": args.rank,
+                 "load_before": os.getloadavg()}  # fmt: skip
+    model_path = str(Path(args.work) / "model_default")
+    fits = (
+        []
+        if args.skip_blas_compare
+        else [run_fit_child(args, "java", str(Path(args.work) / "model_java"))]
+    )
+    fits.append(run_fit_child(args, "default", model_path))
+    out["fits"] = fits
+    print(json.dumps(fits, indent=2), flush=True)
+    out.update(score_benchmark(args, model_path))
+    out["load_after"] = os.getloadavg()
+    print(json.dumps(out, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def score_benchmark(args: argparse.Namespace, model_path: str) -> dict:
+    from pyspark.ml.recommendation import ALSModel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from recsys_spark import columns as C
+    from recsys_spark import tables
+    from recsys_spark.affinity import user_item_affinity
+    from recsys_spark.als import item_factors, user_factors
+    from recsys_spark.io import delta
+    from recsys_spark.session import get_spark
+    from recsys_spark.topn import recommend_for_all_users
+
+    spark = get_spark(spark_config("default"))
+    model = ALSModel.load(model_path)
+    interactions = delta.read_table(spark, f"file://{args.lake}/{tables.INTERACTIONS}")
+    seen = user_item_affinity(interactions).select(C.USER_IDX, C.ITEM_IDX).cache()
+    uf, itf = user_factors(model).cache(), item_factors(model).cache()
+    n_users, n_items, n_seen = uf.count(), itf.count(), seen.count()
+    max_seen = seen.groupBy(C.USER_IDX).count().agg(F.max("count")).first()[0]
+    res: dict = {"users": n_users, "items": n_items, "pairs": n_seen, "max_seen": max_seen}
+    res.update(numpy_floor(uf, itf))
+    print(json.dumps(res), flush=True)
+
+    def timed(name: str, df, sink: str = "cache"):
+        with PeakRss() as mem:
+            start = time.perf_counter()
+            if sink == "cache":
+                df = df.cache()
+                rows = df.count()
+            else:
+                df.write.format("noop").mode("overwrite").save()
+                rows = None
+            seconds = time.perf_counter() - start
+        res[name] = {"seconds": round(seconds, 2), "rows": rows,
+                     "peak_rss_mb_spark_processes": round(mem.peak_total),
+                     "peak_rss_mb_python_worker": round(mem.peak_python_worker)}  # fmt: skip
+        print(name, res[name], flush=True)
+        return df
+
+    ours = timed("ours_top10_seen_excluded", recommend_for_all_users(uf, itf, seen, n=10))
+    timed("spark_recommendForAllUsers_10", model.recommendForAllUsers(10), sink="noop")
+    k = 10 + int(max_seen)
+    order = Window.partitionBy(C.USER_IDX).orderBy(F.col(C.SCORE).desc(), F.col(C.ITEM_IDX).asc())
+    ref = (
+        model.recommendForAllUsers(k)
+        .select(F.col("user_idx").alias(C.USER_IDX), F.explode("recommendations").alias("r"))
+        .select(
+            C.USER_IDX,
+            F.col(f"r.{C.ITEM_IDX}").alias(C.ITEM_IDX),
+            F.col("r.rating").cast("double").alias(C.SCORE),
+        )  # fmt: skip
+        .join(seen, on=[C.USER_IDX, C.ITEM_IDX], how="left_anti")
+        .withColumn(C.RANK, F.row_number().over(order))
+        .filter(F.col(C.RANK) <= 10)
+    )
+    ref = timed(f"spark_recommendForAllUsers_{k}_antijoin_top10", ref)
+
+    a, b = ours.alias("a"), ref.alias("b")
+    cmp = a.join(b, on=[C.USER_IDX, C.RANK], how="full_outer").select(
+        C.USER_IDX, C.RANK,
+        F.col(f"a.{C.ITEM_IDX}").alias("ia"), F.col(f"b.{C.ITEM_IDX}").alias("ib"),
+        F.col(f"a.{C.SCORE}").alias("sa"), F.col(f"b.{C.SCORE}").alias("sb"),
+    )  # fmt: skip
+    tol = F.lit(TIE_TOLERANCE) * F.greatest(F.lit(1.0), F.abs("sb"))
+    summary = cmp.agg(
+        F.count(F.lit(1)).alias("positions"),
+        F.sum(F.when(F.col("ia").isNull() | F.col("ib").isNull(), 1).otherwise(0)).alias("missing"),
+        F.sum(F.when(F.col("ia") != F.col("ib"), 1).otherwise(0)).alias("different_item"),
+        F.sum(F.when((F.col("ia") != F.col("ib")) & (F.abs(F.col("sa") - F.col("sb")) > tol), 1)
+              .otherwise(0)).alias("different_beyond_ties"),
+        F.max(F.abs(F.col("sa") - F.col("sb"))).alias("max_score_diff"),
+    ).first().asDict()  # fmt: skip
+    res["comparison_vs_antijoin"] = summary
+    res["lists_identical_up_to_ties"] = (
+        summary["missing"] == 0 and summary["different_beyond_ties"] == 0
+    )
+    ours_s = res["ours_top10_seen_excluded"]["seconds"]
+    res["speedup_vs_antijoin"] = round(
+        res[f"spark_recommendForAllUsers_{k}_antijoin_top10"]["seconds"] / ours_s, 2
+    )
+    res["speedup_vs_recommendForAllUsers_10"] = round(
+        res["spark_recommendForAllUsers_10"]["seconds"] / ours_s, 2
+    )
+    res["ratio_to_numpy_gemm_floor"] = round(ours_s / res["numpy_gemm_seconds"], 2)
+    spark.stop()
+    return res
+
+
+if __name__ == "__main__":
+    sys.exit(main())
