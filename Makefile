@@ -11,7 +11,7 @@ JARS_STAMP := jars/.resolved
 VENV_STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv jars sample-data ingest demo test bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity
+.PHONY: help setup venv jars sample-data ingest demo train-als mlflow-ui test bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity
 
 help: ## list every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,8 +56,24 @@ sample-data: setup ## generate the built-in sample interaction log into data/sam
 ingest: setup ## ingest the configured source into the Delta tables under storage.root
 	$(PY) jobs/ingest.py --conf $(CONF) $(SET)
 
-demo: sample-data ## the main job on built-in sample data (today: generate sample data, ingest it)
-	$(PY) jobs/ingest.py --conf $(CONF) $(SET)
+DEMO_ROOT ?= data/lake
+
+demo: sample-data ## the main job on built-in sample data: ingest, similarities, ALS, evaluation
+	$(PY) jobs/ingest.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) $(SET)
+	$(PY) jobs/similarity.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) $(SET)
+	$(PY) jobs/train_als.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) $(SET)
+	@echo "== evaluation: models retrained on the training split only, scored on the held-out pairs"
+	$(PY) jobs/evaluate.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) --prepare $(SET)
+	$(PY) jobs/similarity.py --conf $(CONF) --set storage.root=$(DEMO_ROOT)/holdout $(SET)
+	$(PY) jobs/train_als.py --conf $(CONF) --set storage.root=$(DEMO_ROOT)/holdout $(SET)
+	$(PY) jobs/evaluate.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) $(SET)
+	@echo "tables: $(DEMO_ROOT)/ (recommendations, item_similarity, als_*); report: $(DEMO_ROOT)/reports/evaluation/report.html; MLflow: make mlflow-ui"
+
+train-als: setup ## implicit ALS (optionally tuned) and top-N for every user with the popularity fallback
+	$(PY) jobs/train_als.py --conf $(CONF) $(SET)
+
+mlflow-ui: setup ## serve the MLflow UI of the default SQLite store on 127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 test: setup ## run the test suite (one shared local Spark session, tiny data)
 	$(PY) -m pytest -q

@@ -10,7 +10,6 @@ Exit codes: 0 done, 2 bad configuration or no interactions table.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -112,8 +111,6 @@ def run(spark: SparkSession, cfg: AppConfig, *, run_id: str | None = None) -> Si
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser(__doc__.splitlines()[0])
     _, cfg = parse_job_args(parser, argv)
-    # Python workers (mapInArrow) must run this interpreter, the one with numpy and scipy.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = get_spark(cfg.spark)
     try:
         run(spark, cfg)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +19,6 @@ ML100K = Path(os.environ.get("RECSYS_ML100K", SHARED / "datasets" / "ml-100k"))
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     warehouse = tmp_path_factory.mktemp("warehouse")
-    # Python workers (mapInPandas) must run this interpreter, the one with numpy/pandas.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     cfg = SparkConfig(
         app_name="recsys-spark-tests",
         master="local[2]",
