@@ -172,6 +172,8 @@ def diversity_metrics(
     to_history = hits.select(user_col, F.col(item_col).alias(_A)).join(
         history, on=user_col, how="inner"
     )
+    # Both metrics below read these cosines: compute them once (a small, pair-sized
+    # frame) and cut the deep join plan, rather than re-plan and re-run it per metric.
     cosine = pair_cosine(
         within.select(_A, _B).unionByName(to_history.select(_A, _B)),
         train,
@@ -179,7 +181,7 @@ def diversity_metrics(
         seed=seed,
         user_col=user_col,
         item_col=item_col,
-    )
+    ).localCheckpoint(eager=True)
     ild = (
         within.join(cosine, on=[_A, _B], how="left")
         .groupBy(user_col)
