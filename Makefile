@@ -11,7 +11,7 @@ JARS_STAMP := jars/.resolved
 VENV_STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv jars sample-data ingest demo train-als mlflow-ui test bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity
+.PHONY: help setup venv jars sample-data ingest demo nightly train-als mlflow-ui test bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly
 
 help: ## list every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,17 +57,18 @@ ingest: setup ## ingest the configured source into the Delta tables under storag
 	$(PY) jobs/ingest.py --conf $(CONF) $(SET)
 
 DEMO_ROOT ?= data/lake
+# The built-in sample spans sample.start_date + sample.days: 2026-01-01 .. 2026-04-30.
+DEMO_RUN_DATE ?= 2026-04-30
+RUN_DATE ?= $(shell date -u +%F)
 
-demo: sample-data ## the main job on built-in sample data: ingest, similarities, ALS, evaluation
-	$(PY) jobs/ingest.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) $(SET)
-	$(PY) jobs/similarity.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) $(SET)
-	$(PY) jobs/train_als.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) $(SET)
-	@echo "== evaluation: models retrained on the training split only, scored on the held-out pairs"
-	$(PY) jobs/evaluate.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) --prepare $(SET)
-	$(PY) jobs/similarity.py --conf $(CONF) --set storage.root=$(DEMO_ROOT)/holdout $(SET)
-	$(PY) jobs/train_als.py --conf $(CONF) --set storage.root=$(DEMO_ROOT)/holdout $(SET)
-	$(PY) jobs/evaluate.py --conf $(CONF) --set storage.root=$(DEMO_ROOT) $(SET)
-	@echo "tables: $(DEMO_ROOT)/ (recommendations, item_similarity, als_*); report: $(DEMO_ROOT)/reports/evaluation/report.html; MLflow: make mlflow-ui"
+demo: sample-data ## the main job, the nightly pipeline, on built-in sample data (every stage, published tables)
+	$(PY) jobs/nightly.py --conf $(CONF) --run-date $(DEMO_RUN_DATE) --set storage.root=$(DEMO_ROOT) $(SET)
+	@echo "published: $(DEMO_ROOT)/recommendations (run_date=$(DEMO_RUN_DATE)), $(DEMO_ROOT)/recommendations_latest"
+	@echo "report:    $(DEMO_ROOT)/reports/nightly/$(DEMO_RUN_DATE)/report.html (and metrics.json)"
+	@echo "MLflow:    run 'nightly $(DEMO_RUN_DATE)' in mlflow.db; make mlflow-ui"
+
+nightly: setup ## the nightly pipeline for RUN_DATE (default today, UTC): ingest ... publish
+	$(PY) jobs/nightly.py --conf $(CONF) --run-date $(RUN_DATE) $(SET)
 
 train-als: setup ## implicit ALS (optionally tuned) and top-N for every user with the popularity fallback
 	$(PY) jobs/train_als.py --conf $(CONF) $(SET)
@@ -75,10 +76,20 @@ train-als: setup ## implicit ALS (optionally tuned) and top-N for every user wit
 mlflow-ui: setup ## serve the MLflow UI of the default SQLite store on 127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-test: setup ## run the test suite (one shared local Spark session, tiny data)
-	$(PY) -m pytest -q
+# CI's end-to-end nightly on the standalone cluster: the sample and the models kept tiny, so
+# the whole of `make test` stays near 20 minutes on a 2-core machine.
+CLUSTER_TEST_SET := --set sample.n_events=4000 --set sample.n_users=300 --set sample.n_items=150 \
+	--set als.rank=8 --set als.max_iter=5 --set nightly.tune_every_days=0 \
+	--set similarity.measures=[jaccard] --set evaluation.diversity_max_users=50
 
-bench: bench-ingest bench-als bench-quality bench-evaluate bench-similarity ## every benchmark; figures go to bench-results/ and BENCHMARKS.md by hand
+test: setup wheel ## the test suite (one shared local Spark session, tiny data), then one nightly on a 2-worker cluster
+	$(PY) -m pytest -q
+	SET="$(CLUSTER_TEST_SET)" cluster/ci.sh
+
+bench: bench-ingest bench-als bench-quality bench-evaluate bench-similarity bench-nightly ## every benchmark; figures go to bench-results/ and BENCHMARKS.md by hand
+
+bench-nightly: setup ## the nightly end to end at 0.5M, 2M and 8M events: stage times, peak memory, growth
+	$(PY) benchmarks/bench_nightly.py $(BENCH_ARGS)
 
 bench-ingest: setup ## ingest of a generated 5M-event CSV vs a plain CSV -> Delta write
 	$(PY) benchmarks/bench_ingest.py $(BENCH_ARGS)
@@ -106,6 +117,37 @@ bench-similarity: setup ## co-occurrence + Jaccard + top-50 vs a Spark SQL self-
 
 quality-similarity: setup ## every similarity measure on MovieLens-100K (BASELINES.md protocol)
 	$(PY) benchmarks/quality_similarity.py $(BENCH_ARGS)
+
+# A Spark standalone cluster on 127.0.0.1 from the pyspark in .venv (cluster/cluster.sh;
+# logs and pids in .cluster/). JOB, CLUSTER_CONF, JOB_ARGS and SET shape a submission;
+# CLUSTER_WORKERS, CLUSTER_WORKER_MEMORY, CLUSTER_PORT... the cluster (see the script).
+.PHONY: wheel cluster-up cluster-down cluster-status submit-cluster nightly-cluster cluster-ci
+JOB ?= jobs/nightly.py
+JOB_ARGS ?=
+CLUSTER_CONF ?= conf/cluster.yml
+RUN_DATE ?= $(shell date -u +%F)
+
+wheel: venv ## build the pure-Python wheel dist/recsys_spark-<version>-py3-none-any.whl
+	rm -f dist/recsys_spark-*
+	$(PY) -m pip wheel --quiet --no-deps . -w dist/
+
+cluster-up: setup ## start a standalone master and 2 workers on 127.0.0.1; waits until both registered
+	cluster/cluster.sh up
+
+cluster-down: ## stop the standalone cluster (by the pid files in .cluster/)
+	cluster/cluster.sh down
+
+cluster-status: ## the standalone cluster's processes and workers
+	cluster/cluster.sh status
+
+submit-cluster: setup wheel ## spark-submit JOB (default jobs/nightly.py) to the cluster with CLUSTER_CONF
+	cluster/cluster.sh submit $(JOB) --conf $(CLUSTER_CONF) $(JOB_ARGS) $(SET)
+
+nightly-cluster: ## the nightly for RUN_DATE (default today, UTC) on the standalone cluster
+	$(MAKE) submit-cluster JOB=jobs/nightly.py JOB_ARGS="--run-date $(RUN_DATE)"
+
+cluster-ci: setup wheel ## cluster-up, the nightly on fresh sample data, check published tables, cluster-down
+	cluster/ci.sh
 
 lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff check recsys_spark jobs tests benchmarks

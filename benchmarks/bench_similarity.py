@@ -3,16 +3,18 @@
     python benchmarks/bench_similarity.py [--events 2000000 --users 50000 --items 20000]
                                           [--root /tmp/simbench] [--only-job]
 
-1. the job's path (`recsys_spark.similarity.item_similarity`: seeded caps, per-partition
-   scipy block products, Arrow stages);
+1. the job's path (`recsys_spark.similarity.item_similarity`: seeded caps, histories
+   copied to item blocks, whole rows of XᵀX per block in scipy, Arrow stages);
 2. a plain Spark SQL baseline on the same caps: self-join on user with i < j, group by
    pair, count, join the item counts, window top-K;
 3. scipy's single-process X^T X on the same capped pairs (the floor), alone and with
    Jaccard + top-K in numpy.
 
-Both Spark outputs must hold the same neighbour lists (checked). Reports times, ratios
-and the peak resident memory of this process tree (driver, JVM, Python workers) per step,
-prints them and writes them to bench-results/similarity.json. The generated log, its
+Both Spark outputs must hold the same neighbour lists (checked). Reports times, ratios,
+the CPU seconds and the peak resident memory of this process tree (driver, JVM, Python
+workers) per step, prints them and writes them to bench-results/similarity.json. CPU
+seconds say how much work a step did whatever else runs on the machine; wall times
+under a high load average are inflated. The generated log, its
 Delta tables and the pairs are cached under --root, so reruns skip generation.
 """
 
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -82,12 +85,29 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, int, object]:
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants, live and reaped (Linux /proc)."""
+    ticks, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, int, float]:
+    """Wall seconds, peak tree RSS and tree CPU seconds of one call."""
+    cpu = _tree_cpu_seconds(os.getpid())
     with PeakMemory() as mem:
         start = time.perf_counter()
-        out = fn()
+        fn()
         seconds = time.perf_counter() - start
-    return seconds, mem.peak, out
+    return seconds, mem.peak, _tree_cpu_seconds(os.getpid()) - cpu
 
 
 def sql_self_join_top_k(
@@ -217,7 +237,7 @@ def ensure_pairs(spark: SparkSession, args: argparse.Namespace) -> str:
     return str(pairs_path)
 
 
-def same_lists(spark: SparkSession, job_path: str, base_path: str) -> dict[str, int]:
+def same_lists(spark: SparkSession, job_path: str, base_path: str) -> dict[str, float]:
     job = spark.read.parquet(job_path).select(
         C.ITEM_IDX, C.NEIGHBOUR_IDX, C.RANK, F.col(C.SCORE).alias("s1")
     )
@@ -232,6 +252,7 @@ def same_lists(spark: SparkSession, job_path: str, base_path: str) -> dict[str, 
         ),
         F.max(F.abs(F.col("s1") - F.col("s2"))).alias("max_score_diff"),
     ).first()
+    assert row is not None  # a global aggregate always has one row
     return {
         "rows": int(row["rows"]),
         "mismatched": int(row["mismatched"]),
@@ -298,32 +319,43 @@ def main(argv: list[str] | None = None) -> int:
         ).write.mode("overwrite").parquet(str(out_dir / "baseline"))
 
     # Interleaved repeats, best of each: other processes share this machine.
-    runs: dict[str, list[tuple[float, int]]] = {"job": [], "baseline": []}
+    runs: dict[str, list[tuple[float, int, float, float]]] = {"job": [], "baseline": []}
     for _ in range(args.repeat):
         for name, fn in (("job", job), ("baseline", baseline)):
             if name == "baseline" and args.only_job:
                 continue
-            seconds, peak, _ = timed(fn)
-            runs[name].append((seconds, peak))
+            seconds, peak, cpu = timed(fn)
+            load = os.getloadavg()[0]
+            runs[name].append((seconds, peak, cpu, load))
             print(
-                f"{name}: {seconds:.1f} s, peak RSS {peak / 2**30:.2f} GiB, "
-                f"load {os.getloadavg()[0]:.1f}",
+                f"{name}: {seconds:.1f} s, CPU {cpu:.1f} s, peak RSS {peak / 2**30:.2f} GiB, "
+                f"load {load:.1f}",
                 flush=True,
             )
-    seconds = min(t for t, _ in runs["job"])
+    seconds = min(r[0] for r in runs["job"])
     result.update(
         job_seconds=round(seconds, 2),
-        job_runs=[round(t, 1) for t, _ in runs["job"]],
-        job_peak_rss_gib=round(max(m for _, m in runs["job"]) / 2**30, 2),
+        job_runs=[round(r[0], 1) for r in runs["job"]],
+        job_cpu_seconds=[round(r[2], 1) for r in runs["job"]],
+        job_load_after=[round(r[3], 1) for r in runs["job"]],
+        job_peak_rss_gib=round(max(r[1] for r in runs["job"]) / 2**30, 2),
     )
     if not args.only_job:
-        seconds_b = min(t for t, _ in runs["baseline"])
+        seconds_b = min(r[0] for r in runs["baseline"])
         check = same_lists(spark, str(out_dir / "job"), str(out_dir / "baseline"))
         result.update(
             baseline_seconds=round(seconds_b, 2),
-            baseline_runs=[round(t, 1) for t, _ in runs["baseline"]],
-            baseline_peak_rss_gib=round(max(m for _, m in runs["baseline"]) / 2**30, 2),
+            baseline_runs=[round(r[0], 1) for r in runs["baseline"]],
+            baseline_cpu_seconds=[round(r[2], 1) for r in runs["baseline"]],
+            baseline_load_after=[round(r[3], 1) for r in runs["baseline"]],
+            baseline_peak_rss_gib=round(max(r[1] for r in runs["baseline"]) / 2**30, 2),
             speedup_vs_sql=round(seconds_b / seconds, 2),
+            speedup_pairs=[
+                round(b[0] / j[0], 2) for j, b in zip(runs["job"], runs["baseline"], strict=True)
+            ],
+            cpu_ratio_vs_sql=round(
+                min(r[2] for r in runs["baseline"]) / min(r[2] for r in runs["job"]), 2
+            ),
             same_lists=check["mismatched"] == 0 and check["max_score_diff"] < 1e-12,
             list_check=check,
         )
@@ -336,10 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         cap_interactions(
             pairs, max_per_user=args.cap, max_per_item=args.cap, seed=args.seed
         ).write.mode("overwrite").parquet(capped_path)
-        capped_pdf = spark.read.parquet(
-            capped_path
-        ).toPandas()  # benchmark only: scipy needs it local
-        ids = pairs.select(C.ITEM_IDX, C.ITEM_ID).distinct().toPandas()
+        # Benchmark only: scipy needs the capped pairs local.
+        capped_pdf: pd.DataFrame = spark.read.parquet(capped_path).toPandas()
+        ids: pd.DataFrame = pairs.select(C.ITEM_IDX, C.ITEM_ID).distinct().toPandas()
         ids_rank = np.zeros(int(ids[C.ITEM_IDX].max()) + 1, np.int64)
         ids_rank[ids[C.ITEM_IDX].to_numpy()[np.argsort(ids[C.ITEM_ID].to_numpy().astype(str))]] = (
             np.arange(len(ids))

@@ -2,10 +2,13 @@
 
     python benchmarks/quality_similarity.py [--root /tmp/simml] [--set similarity.top_k=100]
 
-Per-user 75/25 random split (seed 42) of the user-item pairs, similarities on the
-training pairs, top-10 unseen items per user, every held-out pair relevant. Prints
-P@10, R@10, NDCG@10 and MAP (Spark's meanAveragePrecision) per measure and writes them
-to bench-results/similarity_quality.json.
+Per-user 75/25 random split (seed 42) of the user-item pairs; the model is built on the
+training pairs exactly as jobs/similarity.py builds it (conf/movielens.yml plus --set:
+similarities, item-based scores, popularity fallback), top-10 unseen items per user,
+every held-out pair relevant. Each measure is scored with both neighbourhoods (the
+configured one is the job's model; the other is shown for comparison). Prints P@10,
+R@10, NDCG@10 and MAP (Spark's meanAveragePrecision) and writes them to
+bench-results/similarity_quality.json.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+from pyspark.sql import functions as F  # noqa: E402
+
 from recsys_spark import columns as C  # noqa: E402
 from recsys_spark import tables  # noqa: E402
 from recsys_spark.affinity import user_item_affinity  # noqa: E402
 from recsys_spark.config import load_config  # noqa: E402
 from recsys_spark.evaluation.ranking import ranking_metrics  # noqa: E402
 from recsys_spark.io import delta  # noqa: E402
-from recsys_spark.item_based import recommend_item_based  # noqa: E402
+from recsys_spark.item_based import NEIGHBOURHOODS, item_based_lists  # noqa: E402
+from recsys_spark.popularity import popular_items  # noqa: E402
 from recsys_spark.session import get_spark  # noqa: E402
 from recsys_spark.similarity import MEASURES, item_similarity  # noqa: E402
 from recsys_spark.split import random_split_per_user  # noqa: E402
@@ -77,36 +83,58 @@ def main(argv: list[str] | None = None) -> int:
         max_per_user=sim.max_per_user,
         max_per_item=sim.max_per_item,
         seed=sim.seed,
+        num_partitions=sim.num_partitions,
     )
-    results: dict[str, dict[str, float]] = {}
-    for measure in MEASURES:
-        recs = recommend_item_based(train, sims, measure=measure, top_n=10)
-        m = ranking_metrics(recs, relevant, ks=(10,))
-        n_items = recs.select(C.ITEM_ID).distinct().count()
-        results[measure] = {
-            "precision_at_10": m["precision_at_10"],
-            "recall_at_10": m["recall_at_10"],
-            "ndcg_at_10": m["ndcg_at_10"],
-            "map": m["map"],
-            "map_at_10": m["map_at_10"],
-            "catalog_coverage": n_items / affinity.select(C.ITEM_ID).distinct().count(),
-            "users_evaluated": m["users_evaluated"],
-        }
+    # The job's fallback: popularity over the (training) interactions.
+    popular = popular_items(train, window_days=cfg.recommend.popularity_window_days).cache()
+    n_items = affinity.select(C.ITEM_ID).distinct().count()
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for neighbourhood in (
+        sim.neighbourhood,
+        *(n for n in NEIGHBOURHOODS if n != sim.neighbourhood),
+    ):
+        results[neighbourhood] = {}
+        for measure in MEASURES:
+            recs = item_based_lists(
+                train,
+                sims,
+                popular,
+                measure=measure,
+                top_n=10,
+                neighbourhood=neighbourhood,
+            ).cache()
+            m = ranking_metrics(recs, relevant, ks=(10,))
+            results[neighbourhood][measure] = {
+                "precision_at_10": m["precision_at_10"],
+                "recall_at_10": m["recall_at_10"],
+                "ndcg_at_10": m["ndcg_at_10"],
+                "map": m["map"],
+                "map_at_10": m["map_at_10"],
+                "catalog_coverage": recs.select(C.ITEM_ID).distinct().count() / n_items,
+                "users_evaluated": m["users_evaluated"],
+                "users_with_popularity_rows": recs.filter(F.col(C.SOURCE) == "popularity")
+                .select(C.USER_ID)
+                .distinct()
+                .count(),
+            }
+            recs.unpersist()
     seconds = time.perf_counter() - start
     print(
         f"ml-100k, min_support={sim.min_support}, top_k={sim.top_k}, "
-        f"caps {sim.max_per_user}/{sim.max_per_item}"
+        f"caps {sim.max_per_user}/{sim.max_per_item}; job's neighbourhood: {sim.neighbourhood}"
     )
     print(
-        f"{'measure':<10} {'P@10':>7} {'R@10':>7} {'NDCG@10':>8} {'MAP':>7} "
-        f"{'MAP@10':>7} {'cov':>6}"
+        f"{'neighbourhood':<13} {'measure':<10} {'P@10':>7} {'R@10':>7} {'NDCG@10':>8} "
+        f"{'MAP':>7} {'MAP@10':>7} {'cov':>6} {'pop.users':>9}"
     )
-    for measure, r in results.items():
-        print(
-            f"{measure:<10} {r['precision_at_10']:7.4f} {r['recall_at_10']:7.4f} "
-            f"{r['ndcg_at_10']:8.4f} {r['map']:7.4f} {r['map_at_10']:7.4f} "
-            f"{r['catalog_coverage']:6.3f}"
-        )
+    for neighbourhood, per_measure in results.items():
+        for measure, r in per_measure.items():
+            print(
+                f"{neighbourhood:<13} {measure:<10} {r['precision_at_10']:7.4f} "
+                f"{r['recall_at_10']:7.4f} {r['ndcg_at_10']:8.4f} {r['map']:7.4f} "
+                f"{r['map_at_10']:7.4f} {r['catalog_coverage']:6.3f} "
+                f"{r['users_with_popularity_rows']:9d}"
+            )
     n_train = train.count()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 "test_pairs": relevant.count(),
                 "min_support": sim.min_support,
                 "top_k": sim.top_k,
+                "neighbourhood": sim.neighbourhood,
+                "popularity_window_days": cfg.recommend.popularity_window_days,
                 "max_per_user": sim.max_per_user,
                 "max_per_item": sim.max_per_item,
                 "seconds": round(seconds, 1),

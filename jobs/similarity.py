@@ -4,7 +4,9 @@
 
 Reads the interactions table, builds the user-item affinity, and writes under
 storage.root: `item_similarity` (top-K neighbours per item and measure), the
-recommendations of every measure (model `item_<measure>`) and `similar_items`.
+recommendations of every measure (model `item_<measure>`; every user of the interactions
+table gets `similarity.top_n` items, short lists completed from the popularity ranking as
+the ALS job does, rows marked `source = popularity`) and `similar_items`.
 Exit codes: 0 done, 2 bad configuration or no interactions table.
 """
 
@@ -24,9 +26,11 @@ from recsys_spark import tables
 from recsys_spark.affinity import user_item_affinity
 from recsys_spark.cli import job_parser, parse_job_args
 from recsys_spark.config import AppConfig
+from recsys_spark.fallback import users_by_source
 from recsys_spark.io import delta
-from recsys_spark.item_based import recommend_item_based, similar_items
+from recsys_spark.item_based import item_based_lists, similar_items
 from recsys_spark.logs import get_logger, stage
+from recsys_spark.popularity import popular_items
 from recsys_spark.recommendations import write_recommendations
 from recsys_spark.session import get_spark
 from recsys_spark.similarity import item_similarity
@@ -42,6 +46,7 @@ class SimilarityReport:
     similarity_rows: int
     recommendation_rows: dict[str, int]
     similar_items_rows: int
+    users_by_source: dict[str, dict[str, int]]
 
 
 def model_name(measure: str) -> str:
@@ -56,8 +61,9 @@ def run(spark: SparkSession, cfg: AppConfig, *, run_id: str | None = None) -> Si
     source = cfg.storage.table(tables.INTERACTIONS)
     if not delta.table_exists(spark, source):
         raise FileNotFoundError(f"no interactions table at {source}: run jobs/ingest.py first")
+    interactions = delta.read_table(spark, source)
     affinity = user_item_affinity(
-        delta.read_table(spark, source),
+        interactions,
         half_life_days=sim_cfg.half_life_days,
         window_days=sim_cfg.window_days,
     ).persist()
@@ -76,24 +82,40 @@ def run(spark: SparkSession, cfg: AppConfig, *, run_id: str | None = None) -> Si
         metrics = delta.overwrite(sims.withColumn(C.RUN_ID, F.lit(run_id)), sims_path)
     # Read back the committed table: scoring must not recompute the co-occurrences.
     sims = delta.read_table(spark, sims_path)
+    # The fallback of the ALS job: popularity over the interactions table, every known
+    # user served, nothing they ever interacted with recommended.
+    events = interactions.select(C.USER_ID, C.ITEM_ID, F.col(C.EVENT_TS).alias(C.LAST_TS))
+    popular = popular_items(events, window_days=cfg.recommend.popularity_window_days).cache()
     rec_rows: dict[str, int] = {}
+    served: dict[str, dict[str, int]] = {}
+    recs_path = cfg.storage.table(tables.RECOMMENDATIONS)
     for measure in sim_cfg.measures:
-        with stage(log, f"item-based top-{sim_cfg.top_n} ({measure})"):
-            recs = recommend_item_based(
-                affinity, sims, measure=measure, top_n=sim_cfg.top_n
+        with stage(log, f"item-based top-{sim_cfg.top_n} ({measure}, {sim_cfg.neighbourhood})"):
+            recs = item_based_lists(
+                affinity,
+                sims,
+                popular,
+                measure=measure,
+                top_n=sim_cfg.top_n,
+                neighbourhood=sim_cfg.neighbourhood,
+                users=interactions.select(C.USER_ID),
+                seen=interactions.select(C.USER_ID, C.ITEM_ID),
             ).select(
                 C.USER_ID,
                 C.ITEM_ID,
                 C.RANK,
                 C.SCORE,
                 F.lit(model_name(measure)).alias(C.MODEL),
-                F.lit("model").alias(C.SOURCE),
+                C.SOURCE,
                 F.lit(run_id).alias(C.RUN_ID),
             )
-            written = write_recommendations(
-                recs, cfg.storage.table(tables.RECOMMENDATIONS), model_name(measure)
-            )
+            written = write_recommendations(recs, recs_path, model_name(measure))
             rec_rows[measure] = written.get("numOutputRows", 0)
+            served[measure] = users_by_source(
+                delta.read_table(spark, recs_path).filter(F.col(C.MODEL) == model_name(measure))
+            )
+            log.info("%s users served: %s", model_name(measure), served[measure])
+    popular.unpersist()
     with stage(log, "similar items"):
         similar = similar_items(sims, n=sim_cfg.similar_items_n).withColumn(C.RUN_ID, F.lit(run_id))
         similar_metrics = delta.overwrite(similar, cfg.storage.table(tables.SIMILAR_ITEMS))
@@ -103,6 +125,7 @@ def run(spark: SparkSession, cfg: AppConfig, *, run_id: str | None = None) -> Si
         similarity_rows=metrics.get("numOutputRows", 0),
         recommendation_rows=rec_rows,
         similar_items_rows=similar_metrics.get("numOutputRows", 0),
+        users_by_source=served,
     )
     log.info("run %s: %s", run_id, report)
     return report

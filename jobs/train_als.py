@@ -93,7 +93,10 @@ def run(spark: SparkSession, cfg: AppConfig) -> AlsRunReport:
 
             mlflow.set_tracking_uri(cfg.tracking.uri)
             mlflow.set_experiment(cfg.tracking.experiment)
-            run_id = stack.enter_context(mlflow.start_run(run_name="train_als")).info.run_id
+            # Under the nightly's parent run this becomes a child run.
+            nested = mlflow.active_run() is not None
+            run = mlflow.start_run(run_name="train_als", nested=nested)
+            run_id = stack.enter_context(run).info.run_id
         else:
             run_id = uuid.uuid4().hex
         report = _train_and_recommend(spark, cfg, interactions, run_id, mlflow)
@@ -156,7 +159,7 @@ def _train_and_recommend(
 
     with stage(log, f"top-{cfg.recommend.top_n} for every user"):
         recs = _recommend(spark, cfg, interactions, affinity, run_id, uf_path, if_path)
-        rec_path = cfg.storage.table(tables.RECOMMENDATIONS)
+        rec_path = cfg.storage.table(tables.MODEL_RECOMMENDATIONS)
         write_recommendations(recs, rec_path, MODEL_NAME)
     affinity.unpersist()
     written = delta.read_table(spark, rec_path).filter(F.col(C.MODEL) == MODEL_NAME)

@@ -9,14 +9,14 @@
 # COMMAND ----------
 
 from recsys_spark import tables
-from recsys_spark.config import load_config
 from recsys_spark.ingest.runner import run_ingest
 from recsys_spark.io.delta import read_table
+from recsys_spark.notebook import notebook_config
 from recsys_spark.sample import SampleSpec, write_sample
 from recsys_spark.session import get_spark
 
-cfg = load_config(
-    "conf/local.yml", ["storage.root=data/notebook-lake", "ingest.source=data/notebook/events.csv"]
+cfg = notebook_config(
+    overrides=["storage.root=data/notebook-lake", "ingest.source=data/notebook/events.csv"]
 )
 spark = get_spark(cfg.spark)
 

@@ -10,6 +10,7 @@ the key, before any Spark work starts.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -19,7 +20,11 @@ from typing import Any, TypeVar
 
 import yaml
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# RECSYS_SPARK_CONF_DIR: where base.yml lives when the package is imported from a zip or
+# wheel (spark-submit --py-files puts it ahead of the checkout on the driver's path).
+CONF_DIR = Path(
+    os.environ.get("RECSYS_SPARK_CONF_DIR", Path(__file__).resolve().parent.parent / "conf")
+)
 BASE_FILE = CONF_DIR / "base.yml"
 
 T = TypeVar("T")
@@ -200,6 +205,7 @@ class RecommendConfig:
 
 
 SIMILARITY_MEASURES = ("count", "jaccard", "cosine", "lift", "inclusion", "llr")
+SIMILARITY_NEIGHBOURHOODS = ("candidate", "history")  # recsys_spark.item_based.NEIGHBOURHOODS
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,7 @@ class SimilarityConfig:
     max_per_user: int = 500
     max_per_item: int = 500
     top_k: int = 50
+    neighbourhood: str = "candidate"
     seed: int = 42
     half_life_days: float | None = None
     window_days: float | None = None
@@ -223,6 +230,7 @@ class SimilarityConfig:
             raise ConfigError("similarity.measures: list at least one measure")
         for measure in self.measures:
             _one_of("similarity.measures", measure, SIMILARITY_MEASURES)
+        _one_of("similarity.neighbourhood", self.neighbourhood, SIMILARITY_NEIGHBOURHOODS)
         for key in ("min_support", "max_per_user", "max_per_item", "top_k", "top_n"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"similarity.{key} must be positive")
@@ -268,6 +276,36 @@ class EvaluationConfig:
             raise ConfigError("evaluation.head_share in [0, 1], heavy_quantile in (0, 1)")
 
 
+NIGHTLY_GATE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "map")
+
+
+@dataclass(frozen=True)
+class NightlyConfig:
+    """The nightly pipeline (jobs/nightly.py): holdout, hybrid, tuning schedule, gate."""
+
+    holdout_days: int = 14
+    validation_share: float = 0.5
+    candidate_depth: int = 50
+    hybrid_measure: str = "jaccard"
+    hybrid_weights: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
+    tune_every_days: int = 7
+    gate_metric: str = "ndcg_at_10"
+    gate_tolerance: float = 0.01
+    report_dir: str = "reports/nightly"
+
+    def __post_init__(self) -> None:
+        if self.holdout_days < 1 or self.candidate_depth < 1 or self.tune_every_days < 0:
+            raise ConfigError(
+                "nightly.holdout_days and candidate_depth must be >= 1, tune_every_days >= 0"
+            )
+        if not 0.0 < self.validation_share < 1.0:
+            raise ConfigError("nightly.validation_share must be in (0, 1)")
+        _one_of("nightly.hybrid_measure", self.hybrid_measure, SIMILARITY_MEASURES)
+        _one_of("nightly.gate_metric", self.gate_metric, NIGHTLY_GATE_METRICS)
+        if not self.hybrid_weights or any(not 0.0 <= w <= 1.0 for w in self.hybrid_weights):
+            raise ConfigError("nightly.hybrid_weights: list weights of ALS in [0, 1]")
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """The whole configuration of one job run."""
@@ -281,6 +319,7 @@ class AppConfig:
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

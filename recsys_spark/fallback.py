@@ -32,7 +32,8 @@ def recommend_with_fallback(
     Parameters
     ----------
     model_recs
-        `user_id`, `item_id`, `rank` (1..), `score`: the model's lists (at most `n` each).
+        `user_id`, `item_id`, `rank` (1..), `score`: the model's lists (at most `n` each),
+        optionally `source` (kept; `model` when absent).
     users
         `user_id` of every user to serve (repeats allowed); those without a model list
         get a popularity list.
@@ -50,7 +51,9 @@ def recommend_with_fallback(
     """
     if n <= 0:
         raise ValueError(f"n must be positive; got {n}")
-    model = model_recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
+    # Lists that already carry a `source` (a blend of fallback-completed lists) keep it.
+    source = F.col(C.SOURCE) if C.SOURCE in model_recs.columns else F.lit(SOURCE_MODEL)
+    model = model_recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, source.alias(C.SOURCE))
     counts = model.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias(_N_MODEL))
     short = (
         users.select(C.USER_ID)
@@ -76,9 +79,7 @@ def recommend_with_fallback(
         .filter(F.col(C.RANK) <= n)
         .select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
     )
-    return model.withColumn(C.SOURCE, F.lit(SOURCE_MODEL)).unionByName(
-        filler.withColumn(C.SOURCE, F.lit(SOURCE_POPULARITY))
-    )
+    return model.unionByName(filler.withColumn(C.SOURCE, F.lit(SOURCE_POPULARITY)))
 
 
 def users_by_source(recs: DataFrame) -> dict[str, int]:

@@ -1,9 +1,23 @@
-"""Item-based top-N: score(u, j) = sum over the user's history i of affinity(u, i) x sim(i, j).
+"""Item-based top-N: each candidate item scored from the user's history and item-item similarities.
 
-The similarity matrix holds at most top-K neighbours per item, so it is catalogue-sized
-(items x K) whatever the number of users: it is broadcast once, and each partition of
-users multiplies its sparse affinity block by it in scipy (a sparse product in C instead
-of a join that would emit one row per user x history item x neighbour).
+score(u, j) = sum over the user's history i of affinity(u, i) x sim(i, j), where the
+stored similarities hold only the top-K neighbours of each item. With every neighbour
+kept, sim is symmetric and there is one answer; with top-K lists there are two ways to
+read the truncated matrix (`neighbourhood`):
+
+- `candidate` (default): the item-kNN rule of Sarwar et al. (2001), sim(i, j) counts
+  when i is among the K nearest neighbours of the candidate j. Every candidate sums at
+  most K terms, so an item that merely sits in many other items' lists (a popular hub)
+  does not collect a term from each of them. On MovieLens-100K it is the better rule
+  for every measure that ranks well (count, Jaccard, cosine; BENCHMARKS.md);
+- `history`: sim(i, j) counts when j is among the K nearest neighbours of the history
+  item i, as SAR (affinity x similarity) and Deshpande & Karypis (2004) score.
+
+The matrix is catalogue-sized (items x K) whatever the number of users: it is broadcast
+once, and each partition of users multiplies its sparse affinity block by it in scipy (a
+sparse product in C instead of a join that would emit one row per user x history item x
+neighbour). `item_based_lists` completes short or missing lists from the popularity
+ranking (recsys_spark.fallback), so every user gets N items.
 """
 
 from __future__ import annotations
@@ -13,14 +27,18 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
+from recsys_spark.fallback import recommend_with_fallback
+from recsys_spark.similarity.ranking import top_k_per_group
 
 USERS_PER_CHUNK = 4_096
+NEIGHBOURHOODS = ("candidate", "history")
 
 _SCORED_SCHEMA = "user_idx int, user_id string, item_idx int, rank int, score double"
 
@@ -31,6 +49,7 @@ def recommend_item_based(
     *,
     measure: str,
     top_n: int = 10,
+    neighbourhood: str = "candidate",
     num_partitions: int = 0,
 ) -> DataFrame:
     """Top-`top_n` unseen items per user from their history and item-item similarities.
@@ -41,12 +60,16 @@ def recommend_item_based(
         `user_idx`, `user_id`, `item_idx`, `affinity` (> 0): every pair is history, and
         history items are never recommended.
     similarity
-        Output of :func:`recsys_spark.similarity.item_similarity` (`item_idx`,
+        Output of :func:`recsys_spark.similarity.item_similarity` (`item_idx`, `item_id`,
         `neighbour_idx`, `neighbour_id`, `measure`, `score`); the rows of `measure` are used.
     measure
         Which similarity to score with.
     top_n
         Items per user.
+    neighbourhood
+        `candidate`: sim(i, j) counts when i is in the candidate j's neighbour list
+        (item-kNN); `history`: when j is in the history item i's list (SAR). The same
+        when the lists hold every neighbour. See the module docstring.
     num_partitions
         Partitions of users; 0 keeps Spark's shuffle partitions.
 
@@ -55,17 +78,21 @@ def recommend_item_based(
     DataFrame
         `user_idx`, `user_id`, `item_idx`, `item_id`, `rank` (1 = best), `score` (double).
         Only items with a positive score are recommended; ties go to the smaller item
-        id. Users whose history has no neighbours get no rows.
+        id. Users whose history has no neighbours get no rows (see `item_based_lists`).
     """
     if top_n <= 0:
         raise ValueError(f"top_n must be positive; got {top_n}")
+    if neighbourhood not in NEIGHBOURHOODS:
+        raise ValueError(
+            f"unknown neighbourhood '{neighbourhood}'; use one of {', '.join(NEIGHBOURHOODS)}"
+        )
     spark = affinity.sparkSession
     sims = similarity.filter(F.col(C.MEASURE) == measure).select(
-        C.ITEM_IDX, C.NEIGHBOUR_IDX, C.NEIGHBOUR_ID, C.SCORE
+        C.ITEM_IDX, C.ITEM_ID, C.NEIGHBOUR_IDX, C.NEIGHBOUR_ID, C.SCORE
     )
     # Catalogue-sized (items x top-K rows): safe to bring to the driver and broadcast.
     local = sims.toPandas()
-    matrix, tie_rank = _similarity_matrix(local)
+    matrix, tie_rank, ids = _similarity_matrix(local, neighbourhood=neighbourhood)
     shared = spark.sparkContext.broadcast(
         (matrix.indptr, matrix.indices, matrix.data, matrix.shape, tie_rank)
     )
@@ -78,13 +105,62 @@ def recommend_item_based(
         else history.repartition(C.USER_IDX)
     )
     scored = history.mapInArrow(partial(_score_users, shared=shared, top_n=top_n), _SCORED_SCHEMA)
-    item_ids = F.broadcast(
-        sims.select(
-            F.col(C.NEIGHBOUR_IDX).alias(C.ITEM_IDX), F.col(C.NEIGHBOUR_ID).alias(C.ITEM_ID)
-        ).distinct()
-    )
+    item_ids = F.broadcast(spark.createDataFrame(ids, f"{C.ITEM_IDX} int, {C.ITEM_ID} string"))
     return scored.join(item_ids, on=C.ITEM_IDX, how="inner").select(
         C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.ITEM_ID, C.RANK, C.SCORE
+    )
+
+
+def item_based_lists(
+    affinity: DataFrame,
+    similarity: DataFrame,
+    popular: DataFrame,
+    *,
+    measure: str,
+    top_n: int = 10,
+    neighbourhood: str = "candidate",
+    users: DataFrame | None = None,
+    seen: DataFrame | None = None,
+    num_partitions: int = 0,
+) -> DataFrame:
+    """Item-based top-`top_n` for every user, completed from the popularity ranking.
+
+    Users whose history yields fewer than `top_n` positive scores (no neighbours, a
+    tiny history, or no history at all) get the most popular items they have not seen
+    after their item-based ones, as the ALS lists do (recsys_spark.fallback).
+
+    Parameters
+    ----------
+    affinity, similarity, measure, top_n, neighbourhood, num_partitions
+        As in :func:`recommend_item_based`.
+    popular
+        Output of :func:`recsys_spark.popularity.popular_items`.
+    users
+        `user_id` of every user to serve; default the users of `affinity`.
+    seen
+        `user_id`, `item_id` pairs the popularity rows must skip; default the pairs of
+        `affinity`.
+
+    Returns
+    -------
+    DataFrame
+        `user_id`, `item_id`, `rank` (1..top_n), `score`, `source` (`model` or
+        `popularity`).
+    """
+    model = recommend_item_based(
+        affinity,
+        similarity,
+        measure=measure,
+        top_n=top_n,
+        neighbourhood=neighbourhood,
+        num_partitions=num_partitions,
+    )
+    return recommend_with_fallback(
+        model,
+        users if users is not None else affinity.select(C.USER_ID),
+        seen if seen is not None else affinity.select(C.USER_ID, C.ITEM_ID),
+        popular,
+        n=top_n,
     )
 
 
@@ -107,19 +183,30 @@ def similar_items(similarity: DataFrame, *, n: int = 10) -> DataFrame:
     )
 
 
-def _similarity_matrix(rows: Any) -> tuple[sp.csr_matrix, np.ndarray]:
-    """CSR item x neighbour matrix and each neighbour's position in item-id order."""
+def _similarity_matrix(rows: Any, *, neighbourhood: str) -> tuple[sp.csr_matrix, np.ndarray, Any]:
+    """CSR history item x candidate matrix, each item's position in item-id order, and
+    the (item_idx, item_id) pairs of every item in the lists."""
     item = rows[C.ITEM_IDX].to_numpy(dtype=np.int64)
     nbr = rows[C.NEIGHBOUR_IDX].to_numpy(dtype=np.int64)
     size = int(max(item.max(initial=-1), nbr.max(initial=-1))) + 1
+    source, target = (nbr, item) if neighbourhood == "candidate" else (item, nbr)
     matrix = sp.csr_matrix(
-        (rows[C.SCORE].to_numpy(dtype=np.float64), (item, nbr)), shape=(size, size)
+        (rows[C.SCORE].to_numpy(dtype=np.float64), (source, target)), shape=(size, size)
     )
-    ids = rows[[C.NEIGHBOUR_IDX, C.NEIGHBOUR_ID]].drop_duplicates()
+    ids = (
+        pd.concat(
+            [
+                rows[[C.ITEM_IDX, C.ITEM_ID]],
+                rows[[C.NEIGHBOUR_IDX, C.NEIGHBOUR_ID]].set_axis([C.ITEM_IDX, C.ITEM_ID], axis=1),
+            ]
+        )
+        .drop_duplicates(C.ITEM_IDX)
+        .reset_index(drop=True)
+    )
     tie_rank = np.full(size, size, dtype=np.int64)
-    order = np.argsort(ids[C.NEIGHBOUR_ID].to_numpy(dtype=object).astype(str), kind="stable")
-    tie_rank[ids[C.NEIGHBOUR_IDX].to_numpy(dtype=np.int64)[order]] = np.arange(len(ids))
-    return matrix, tie_rank
+    order = np.argsort(ids[C.ITEM_ID].to_numpy(dtype=object).astype(str), kind="stable")
+    tie_rank[ids[C.ITEM_IDX].to_numpy(dtype=np.int64)[order]] = np.arange(len(ids))
+    return matrix, tie_rank, ids
 
 
 def _score_users(
@@ -151,11 +238,7 @@ def _score_users(
         j = scores.col.astype(np.int64)
         keep = (scores.data > 0) & ~np.isin(r * shape[1] + j, seen)
         r, j, s = r[keep], j[keep], scores.data[keep]
-        order = np.lexsort((tie_rank[j], -s, r))
-        r_sorted = r[order]
-        starts = np.flatnonzero(np.r_[True, r_sorted[1:] != r_sorted[:-1]])
-        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-        top = order[rank < top_n]
+        top, rank = top_k_per_group(r, s, tie_rank[j], top_n)
         if not len(top):
             continue
         yield pa.RecordBatch.from_arrays(
@@ -163,7 +246,7 @@ def _score_users(
                 pa.array(user_idx[r[top]], pa.int32()),
                 user_ids.take(pa.array(r[top])),
                 pa.array(j[top], pa.int32()),
-                pa.array(rank[rank < top_n] + 1, pa.int32()),
+                pa.array(rank, pa.int32()),
                 pa.array(s[top], pa.float64()),
             ],
             names=[C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.RANK, C.SCORE],

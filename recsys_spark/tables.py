@@ -8,7 +8,16 @@ USER_INDEX = "user_index"
 ITEM_INDEX = "item_index"
 INGEST_LOG = "ingest_log"
 INGEST_BATCHES = "ingest_batches"
-RECOMMENDATIONS = "recommendations"
+# Every model's newest top-N lists, written by the model jobs (similarity, train_als).
+MODEL_RECOMMENDATIONS = "model_recommendations"
+RECOMMENDATIONS = MODEL_RECOMMENDATIONS  # old name of MODEL_RECOMMENDATIONS, for callers not yet moved
+# Published by jobs/nightly.py: the champion's lists, partitioned by run date ...
+PUBLISHED_RECOMMENDATIONS = "recommendations"
+# ... and the lists of the newest published run date, what serving reads.
+RECOMMENDATIONS_LATEST = "recommendations_latest"
+PUBLISH_LOG = "publish_log"  # one row per published run date: champion, gate metric, versions
+ALS_BEST_PARAMS = "als_best_params"  # tuned ALS parameters per tuning date (the schedule)
+NIGHTLY = "nightly"  # per-run-date working tables: <root>/nightly/run_date=<date>/...
 ALS_USER_FACTORS = "als_user_factors"
 ALS_ITEM_FACTORS = "als_item_factors"
 ALS_TUNING = "als_tuning"

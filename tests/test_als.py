@@ -148,7 +148,7 @@ def test_train_job_writes_factors_recommendations_and_tuning(
         ],
     )
     report = run(spark, cfg)
-    recs = delta.read_table(spark, cfg.storage.table(tables.RECOMMENDATIONS))
+    recs = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
     assert recs.filter(F.col(C.MODEL) != "als").count() == 0
     assert recs.select(C.RUN_ID).distinct().collect()[0][0] == report.run_id
     per_user = recs.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("n")).collect()

@@ -17,7 +17,8 @@ from recsys_spark import tables
 from recsys_spark.config import load_config
 from recsys_spark.ingest.schemas import INTERACTIONS
 from recsys_spark.io import delta
-from recsys_spark.item_based import recommend_item_based, similar_items
+from recsys_spark.item_based import item_based_lists, recommend_item_based, similar_items
+from recsys_spark.popularity import popular_items
 
 AFFINITY_SCHEMA = "user_idx int, user_id string, item_idx int, item_id string, affinity double"
 SIM_SCHEMA = (
@@ -53,7 +54,8 @@ def _sim_rows(sim: np.ndarray, item_ids: list[str], measure: str = "m") -> list[
     return rows
 
 
-def test_scores_match_dense_reference(spark: SparkSession) -> None:
+@pytest.mark.parametrize("neighbourhood", ["candidate", "history"])
+def test_scores_match_dense_reference(spark: SparkSession, neighbourhood: str) -> None:
     rng = np.random.default_rng(11)
     n_users, n_items = 25, 14
     weights = np.where(
@@ -75,11 +77,14 @@ def test_scores_match_dense_reference(spark: SparkSession) -> None:
     sims = spark.createDataFrame(
         _sim_rows(sim, item_ids) + _sim_rows(sim.T, item_ids, "other"), SIM_SCHEMA
     )
-    got = recommend_item_based(affinity, sims, measure="m", top_n=4).select(
-        C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE
-    )
+    got = recommend_item_based(
+        affinity, sims, measure="m", top_n=4, neighbourhood=neighbourhood
+    ).select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
+    # Row i of `sim` is item i's neighbour list. history: A @ S (i's list feeds its
+    # neighbours); candidate: A @ S^T (candidate j sums over its own list).
+    effective = sim if neighbourhood == "history" else sim.T
     expected = spark.createDataFrame(
-        _reference_top_n(weights, sim, item_ids, user_ids, 4), RECS_SCHEMA
+        _reference_top_n(weights, effective, item_ids, user_ids, 4), RECS_SCHEMA
     )
     assert expected.count() > 60
     # Both sides sorted the same way; mapInArrow output columns are always nullable.
@@ -109,15 +114,21 @@ def test_seen_items_excluded_and_users_without_neighbours_skipped(spark: SparkSe
         ],
         SIM_SCHEMA,
     )
-    got = recommend_item_based(affinity, sims, measure="m", top_n=5).select(
-        C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE
-    )
+    got = recommend_item_based(
+        affinity, sims, measure="m", top_n=5, neighbourhood="history"
+    ).select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
     expected = spark.createDataFrame(
         [("u0", "d", 1, 1.25), ("u2", "b", 1, 1.0), ("u2", "d", 2, 0.5)], RECS_SCHEMA
     )
     assert_df_equality(
         got.orderBy(C.USER_ID, C.RANK), expected, ignore_nullable=True
     )  # mapInArrow output columns are always nullable
+    # candidate: d has no list of its own, so nobody is offered d; b's list holds a.
+    got = recommend_item_based(affinity, sims, measure="m", top_n=5).select(
+        C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE
+    )
+    expected = spark.createDataFrame([("u2", "b", 1, 1.0)], RECS_SCHEMA)
+    assert_df_equality(got.orderBy(C.USER_ID, C.RANK), expected, ignore_nullable=True)
     listed = similar_items(sims, n=1).orderBy(C.ITEM_ID).collect()
     assert [(r[C.ITEM_ID], r[C.SIMILAR_ITEM_ID], r[C.RANK]) for r in listed] == [
         ("a", "b", 1),
@@ -125,6 +136,77 @@ def test_seen_items_excluded_and_users_without_neighbours_skipped(spark: SparkSe
     ]
     with pytest.raises(ValueError, match="top_n must be positive"):
         recommend_item_based(affinity, sims, measure="m", top_n=0)
+    with pytest.raises(ValueError, match="unknown neighbourhood"):
+        recommend_item_based(affinity, sims, measure="m", neighbourhood="user")
+
+
+def test_full_lists_make_both_neighbourhoods_agree(spark: SparkSession) -> None:
+    # Symmetric similarities with every neighbour kept: S = S^T, one answer.
+    rng = np.random.default_rng(5)
+    sim = np.triu(np.where(rng.random((8, 8)) < 0.5, rng.random((8, 8)), 0), 1)
+    sim = sim + sim.T
+    item_ids = [f"i{j}" for j in range(8)]
+    affinity = spark.createDataFrame(
+        [(u, f"u{u}", j, item_ids[j], 1.0) for u in range(6) for j in range(8) if (u + j) % 3 == 0],
+        AFFINITY_SCHEMA,
+    )
+    sims = spark.createDataFrame(_sim_rows(sim, item_ids), SIM_SCHEMA)
+    lists = [
+        recommend_item_based(affinity, sims, measure="m", top_n=3, neighbourhood=n)
+        .select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
+        .orderBy(C.USER_ID, C.RANK)
+        for n in ("candidate", "history")
+    ]
+    assert lists[0].count() == 18
+    assert_approx_df_equality(lists[0], lists[1], precision=1e-12)
+
+
+def _popular(spark: SparkSession, counts: dict[str, int]):
+    t = datetime(2026, 1, 1)
+    rows = [(f"p{k}_{item}", item, t) for item, n in counts.items() for k in range(n)]
+    events = spark.createDataFrame(
+        rows, f"{C.USER_ID} string, {C.ITEM_ID} string, {C.LAST_TS} timestamp"
+    )
+    return popular_items(events)
+
+
+def test_item_based_lists_fill_short_and_missing_lists_from_popularity(spark: SparkSession) -> None:
+    affinity = spark.createDataFrame(
+        [
+            (0, "u0", 0, "a", 1.0),  # a's list: b -> one model item, two filled
+            (1, "u1", 2, "c", 1.0),  # c has no list: popularity only
+            (1, "u1", 3, "d", 1.0),
+        ],
+        AFFINITY_SCHEMA,
+    )
+    sims = spark.createDataFrame(
+        [(0, "a", 1, "b", "m", 1, 0.5, 2), (1, "b", 0, "a", "m", 1, 0.5, 2)], SIM_SCHEMA
+    )
+    # Popularity: d > b > a > e > c (ties by id do not arise).
+    popular = _popular(spark, {"d": 5, "b": 4, "a": 3, "e": 2, "c": 1})
+    users = spark.createDataFrame([("u0",), ("u1",), ("u9",)], f"{C.USER_ID} string")
+    got = item_based_lists(
+        affinity, sims, popular, measure="m", top_n=3, neighbourhood="history", users=users
+    ).select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, C.SOURCE)
+    expected = spark.createDataFrame(
+        [
+            ("u0", "b", 1, 0.5, "model"),
+            ("u0", "d", 2, 5.0, "popularity"),
+            ("u0", "e", 3, 2.0, "popularity"),
+            ("u1", "b", 1, 4.0, "popularity"),
+            ("u1", "a", 2, 3.0, "popularity"),
+            ("u1", "e", 3, 2.0, "popularity"),
+            ("u9", "d", 1, 5.0, "popularity"),  # no history at all
+            ("u9", "b", 2, 4.0, "popularity"),
+            ("u9", "a", 3, 3.0, "popularity"),
+        ],
+        f"{RECS_SCHEMA}, {C.SOURCE} string",
+    )
+    assert_df_equality(
+        got.orderBy(C.USER_ID, C.RANK),
+        expected,
+        ignore_nullable=True,  # mapInArrow and union outputs are nullable
+    )
 
 
 def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: Path) -> None:
@@ -139,6 +221,7 @@ def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: 
                 (f"u{u:02d}", f"i{int(i)}", t_ref - timedelta(days=int(rng.integers(0, 20))))
             )
     events.append(("u00", "i9", t_ref))  # the newest event defines t_ref
+    events.append(("u99", "i8", t_ref - timedelta(days=1)))  # no co-occurrence: popularity
     users = {u: k for k, u in enumerate(sorted({e[0] for e in events}))}
     items = {it: k for k, it in enumerate(sorted({e[1] for e in events}))}
     rows = [
@@ -175,11 +258,19 @@ def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: 
     item_ids = sorted(items, key=items.get)
     expected = _reference_top_n(weights, sim, item_ids, sorted(users, key=users.get), 2)
     recs = delta.read_table(spark, cfg.storage.table(tables.RECOMMENDATIONS))
-    assert {r[0] for r in recs.select(C.MODEL, C.SOURCE, C.RUN_ID).distinct().collect()} == {
-        "item_cosine"
+    assert {(r[0], r[1]) for r in recs.select(C.MODEL, C.RUN_ID).distinct().collect()} == {
+        ("item_cosine", "r1")
     }
+    # Every user gets top_n items; the model's rows come first and match the reference.
+    per_user = recs.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("n"), F.max(C.RANK).alias("r"))
+    assert {(r["n"], r["r"]) for r in per_user.collect()} == {(2, 2)}
+    assert per_user.count() == len(users)
+    assert report.users_by_source["cosine"]["users"] == len(users)
+    u99 = recs.filter(F.col(C.USER_ID) == "u99").select(C.SOURCE, C.ITEM_ID).collect()
+    assert {r[C.SOURCE] for r in u99} == {"popularity"} and "i8" not in {r[C.ITEM_ID] for r in u99}
+    model_rows = recs.filter(F.col(C.SOURCE) == "model")
     assert_approx_df_equality(
-        recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE).orderBy(C.USER_ID, C.RANK),
+        model_rows.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE).orderBy(C.USER_ID, C.RANK),
         spark.createDataFrame(expected, RECS_SCHEMA).orderBy(C.USER_ID, C.RANK),
         precision=1e-9,
         ignore_nullable=True,  # Delta reads every column back as nullable

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
@@ -15,10 +16,13 @@ from scipy.stats.contingency import chi2_contingency
 from recsys_spark import columns as C
 from recsys_spark.similarity import (
     MEASURES,
+    blocks,
     cap_interactions,
     item_similarity,
     log_likelihood_ratio,
+    top_k_per_group,
 )
+from recsys_spark.similarity.cooccurrence import _partition_keys, _spark_hash_int
 
 PAIR_SCHEMA = "user_idx int, item_idx int, item_id string"
 
@@ -211,3 +215,125 @@ def test_empty_and_null_input(spark):
 def test_unknown_measure_fails(spark):
     with pytest.raises(ValueError, match="unknown measures"):
         item_similarity(spark.createDataFrame([], PAIR_SCHEMA), measures=("pearson",))
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3, 7])
+def test_any_number_of_item_blocks_gives_the_reference(spark, random_matrix, n_blocks):
+    # Each block computes whole rows of C from the histories copied to it: the result
+    # must not depend on how the items are split.
+    result = item_similarity(
+        _pairs_frame(spark, random_matrix),
+        measures=("cosine",),
+        min_support=2,
+        top_k=100,
+        max_per_user=None,
+        max_per_item=None,
+        num_partitions=n_blocks,
+    )
+    got = _collect(result, "cosine")
+    expected = _reference(random_matrix, "cosine", 2).sort_values(["i", "j"])
+    np.testing.assert_array_equal(got[["i", "j", "c"]].to_numpy(), expected[["i", "j", "c"]])
+    np.testing.assert_allclose(got[C.SCORE], expected["score"], rtol=1e-12)
+
+
+def test_rows_split_into_work_chunks_give_the_same_lists(spark, random_matrix, monkeypatch):
+    kwargs = {"measures": ("jaccard",), "min_support": 1, "top_k": 4}
+    whole = _collect(item_similarity(_pairs_frame(spark, random_matrix), **kwargs), "jaccard")
+    # The kernel itself, run here with a budget of one unit of work per product: every
+    # item row is its own chunk.
+    monkeypatch.setattr(blocks, "WORK_PER_CHUNK", 1)
+    users, items = np.nonzero(random_matrix)
+    table = pa.table(
+        {
+            blocks.BLOCK: np.zeros(len(users), np.int32),
+            C.USER_IDX: users.astype(np.int32),
+            C.ITEM_IDX: items.astype(np.int32),
+        }
+    )
+    counts = random_matrix.sum(axis=0).astype(np.int64)
+    out = pa.Table.from_batches(
+        list(
+            blocks.block_neighbours(
+                iter(table.to_batches()),
+                block_of=np.zeros(random_matrix.shape[1], np.int32),
+                measures=("jaccard",),
+                item_counts=counts,
+                tie_rank=np.arange(random_matrix.shape[1]),
+                n_users=random_matrix.shape[0],
+                min_support=1,
+                top_k=4,
+            )
+        )
+    ).to_pandas()
+    chunked = (
+        out.rename(columns={C.ITEM_IDX: "i", C.NEIGHBOUR_IDX: "j", C.COOCCURRENCE: "c"})[
+            ["i", "j", C.SCORE, "c"]
+        ]
+        .sort_values(["i", "j"])
+        .reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(chunked, whole, check_dtype=False)
+
+
+def test_histories_copied_once_per_block_of_their_items():
+    # User 0 has items 0, 1 (block 0) and 3 (block 1); user 1 only item 2 (block 1).
+    block_of = np.array([0, 0, 1, 1], np.int32)
+    table = pa.table(
+        {
+            C.USER_IDX: np.array([0, 1, 0, 0, 0], np.int32),
+            C.ITEM_IDX: np.array([3, 2, 0, 1, 0], np.int32),  # (0, 0) twice: merged upstream
+        }
+    )
+    rows = pa.Table.from_batches(
+        list(blocks.replicate_histories(iter(table.slice(0, 4).to_batches()), block_of=block_of))
+    ).to_pylist()
+    got = sorted((r[blocks.BLOCK], r[C.USER_IDX], r[C.ITEM_IDX]) for r in rows)
+    assert got == [(0, 0, 0), (0, 0, 1), (0, 0, 3), (1, 0, 0), (1, 0, 1), (1, 0, 3), (1, 1, 2)]
+
+
+def test_balanced_blocks_cut_consecutive_items_by_work():
+    work = np.array([5, 0, 5, 5, 5, 10, 0], np.int64)
+    got = blocks.balanced_blocks(work, 3)
+    np.testing.assert_array_equal(got, [0, 0, 0, 1, 1, 2, 2])
+    assert (np.diff(got) >= 0).all()
+    np.testing.assert_array_equal(blocks.balanced_blocks(np.zeros(3, np.int64), 2), [0, 0, 0])
+
+
+def test_partition_keys_give_each_block_its_own_partition(spark):
+    values = [0, 1, -1, 42, 123_456, 2**31 - 1, -(2**31)]
+    hashed = spark.createDataFrame([(v,) for v in values], "v int").select("v", F.hash("v"))
+    assert [_spark_hash_int(v) for v, _ in hashed.collect()] == [h for _, h in hashed.collect()]
+    for n in (2, 3, 5):
+        keys = _partition_keys(n)
+        placed = (
+            spark.createDataFrame([(k,) for k in keys], "k int")
+            .repartition(n, "k")
+            .select("k", F.spark_partition_id().alias("p"))
+            .collect()
+        )
+        assert sorted((keys.index(r["k"]), r["p"]) for r in placed) == [(p, p) for p in range(n)]
+
+
+def _top_k_reference(group, score, tie, k):
+    order = sorted(range(len(group)), key=lambda e: (group[e], -score[e], tie[e]))
+    out, ranks, seen = [], [], {}
+    for e in order:
+        seen[group[e]] = seen.get(group[e], 0) + 1
+        if seen[group[e]] <= k:
+            out.append(e)
+            ranks.append(seen[group[e]])
+    return out, ranks
+
+
+@pytest.mark.parametrize("k", [1, 3, 50])
+def test_top_k_per_group_matches_a_plain_sort(k):
+    rng = np.random.default_rng(k)
+    group = rng.integers(0, 9, 400)  # unsorted groups, some far larger than k
+    score = rng.integers(0, 4, 400) / 3.0  # many ties, broken by `tie`
+    tie = rng.permutation(400)
+    positions, ranks = top_k_per_group(group, score, tie, k)
+    expected, expected_ranks = _top_k_reference(group, score, tie, k)
+    assert positions.tolist() == expected
+    assert ranks.tolist() == expected_ranks
+    empty = top_k_per_group(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), k)
+    assert [len(a) for a in empty] == [0, 0]

@@ -1,7 +1,14 @@
-"""Item-item co-occurrence similarities (count, Jaccard, cosine, lift, inclusion, LLR)."""
+"""Item-item co-occurrence similarities (count, Jaccard, cosine, lift, inclusion, LLR).
 
-from recsys_spark.similarity.cooccurrence import cap_interactions, item_similarity
+Modules: `caps` (seeded downsampling), `blocks` (executor kernels: rows of XᵀX per item
+block), `cooccurrence` (the Spark plan, `item_similarity`), `measures` (scores from
+counts), `ranking` (top-K per group in numpy).
+"""
+
+from recsys_spark.similarity.caps import cap_interactions
+from recsys_spark.similarity.cooccurrence import item_similarity
 from recsys_spark.similarity.measures import MEASURES, log_likelihood_ratio, similarity_scores
+from recsys_spark.similarity.ranking import top_k_per_group
 
 __all__ = [
     "MEASURES",
@@ -9,4 +16,5 @@ __all__ = [
     "item_similarity",
     "log_likelihood_ratio",
     "similarity_scores",
+    "top_k_per_group",
 ]

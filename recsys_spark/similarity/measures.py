@@ -12,7 +12,7 @@ users `n_users` of the binarised matrix:
 - `llr`       Dunning's log-likelihood ratio (G-test) of the 2x2 contingency table, in
   Mahout's formulation (never negative).
 
-These run on the executors inside the co-occurrence stage (see cooccurrence.py).
+These run on the executors inside the co-occurrence stage (see blocks.py).
 """
 
 from __future__ import annotations

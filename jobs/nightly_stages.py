@@ -1,0 +1,435 @@
+"""The stages of one night, one method each, in the order `jobs/nightly.py` runs them.
+
+`Night` keeps what a stage hands to the next (the champion, the blend weight, the gate's
+decision, table versions), so a notebook can run and inspect the stages one at a time:
+
+    night = Night(spark, cfg, date(2026, 4, 30))
+    night.ingest(); night.snapshot(); night.holdout_models(); night.candidates()
+    night.evaluation(); night.gate(); night.final_models(); night.publish()
+
+Working tables live under `<root>/nightly/run_date=D/` (and its `holdout/` child): a
+rerun of the date overwrites them; only `publish` writes what serving reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import evaluate as evaluate_job
+from jobs import ingest as ingest_job
+from jobs import similarity as similarity_job
+from jobs import train_als as train_als_job
+from recsys_spark import columns as C
+from recsys_spark import tables
+from recsys_spark.affinity import user_item_affinity
+from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
+from recsys_spark.evaluation.evaluate import BASELINE_MODEL, most_popular_lists
+from recsys_spark.fallback import recommend_with_fallback
+from recsys_spark.faults import failpoint
+from recsys_spark.io import delta
+from recsys_spark.logs import get_logger
+from recsys_spark.pipeline import schedule
+from recsys_spark.pipeline.champion import (
+    choose_champion,
+    metric_cutoff,
+    tune_blend_weight,
+    validation_score,
+)
+from recsys_spark.pipeline.gate import GateDecision, quality_gate
+from recsys_spark.pipeline.holdout import (
+    ROLE,
+    TEST,
+    VALIDATION,
+    check_holdout,
+    chronological_holdout,
+    events_as_of,
+    holdout_counts,
+    holdout_cut,
+)
+from recsys_spark.pipeline.hybrid import blend_ranked_lists
+from recsys_spark.pipeline.lineage import NightTracker
+from recsys_spark.pipeline.publish import Publication, last_published, publish
+from recsys_spark.popularity import popular_items
+
+log = get_logger("jobs.nightly")
+ALS, HYBRID = train_als_job.MODEL_NAME, "hybrid"
+HOLDOUT_PAIRS = "holdout_pairs"
+HOLDOUT_HYBRID = "holdout_hybrid"
+FINAL_RECOMMENDATIONS = "final_recommendations"
+STAGES = (
+    "ingest",
+    "snapshot",
+    "holdout_models",
+    "candidates",
+    "evaluation",
+    "gate",
+    "final_models",
+    "publish",
+)
+
+
+def item_model(measure: str) -> str:
+    """The model name of an item-based measure (`item_<measure>`)."""
+    return similarity_job.model_name(measure)
+
+
+def report_config(cfg: AppConfig, run_date: date) -> AppConfig:
+    """`cfg` whose evaluation report folder is the night's: `<nightly.report_dir>/<date>`."""
+    folder = f"{cfg.nightly.report_dir}/{run_date}"
+    return replace(cfg, evaluation=replace(cfg.evaluation, report_dir=folder))
+
+
+def report_files(cfg: AppConfig, run_date: date) -> dict[str, Path]:
+    """The night's metrics.json and report.html (see jobs/evaluate.py's report_dir)."""
+    folder = evaluate_job.report_dir(report_config(cfg, run_date))
+    return {"metrics_json": folder / "metrics.json", "html": folder / "report.html"}
+
+
+class Night:
+    """One run date's stages; each method is one stage (a child run when tracking is on)."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        cfg: AppConfig,
+        run_date: date,
+        tracker: NightTracker | None = None,
+    ) -> None:
+        self.spark, self.cfg, self.run_date = spark, cfg, run_date
+        self.tracker = tracker or NightTracker(cfg, log)
+        self.run_id = self.tracker.run_id or f"nightly-{run_date}-{uuid.uuid4().hex[:8]}"
+        self.storage = StorageConfig(
+            root=cfg.storage.table(f"{tables.NIGHTLY}/run_date={run_date}")
+        )
+        self.holdout = StorageConfig(root=self.storage.table("holdout"))
+        self.cut = holdout_cut(run_date, cfg.nightly.holdout_days)
+        self.versions: dict[str, int] = {}
+        self.als: AlsConfig = cfg.als
+        self.scores: dict[str, float] = {}
+        self.champion = ""
+        self.hybrid_weight = float("nan")
+        self.doc: dict[str, Any] = {}
+        self.decision: GateDecision | None = None
+        self.published: Publication | None = None
+
+    # ------------------------------------------------------------------ stages
+
+    def ingest(self) -> None:
+        """New raw files into `interactions` (jobs/ingest.py; files seen before are skipped)."""
+        with self.tracker.stage("ingest") as m:
+            report = ingest_job.run(self.spark, self.cfg)
+            m.update(
+                rows_read=report.rows_read,
+                rows_inserted=report.rows_inserted,
+                rows_quarantined=report.rows_quarantined,
+            )
+        failpoint("nightly.after_ingest")
+
+    def snapshot(self) -> None:
+        """Freeze the events up to the run date and split the chronological holdout."""
+        with self.tracker.stage("snapshot") as m:
+            source = self.cfg.storage.table(tables.INTERACTIONS)
+            version = delta.table_version(self.spark, source)
+            if version is None:
+                raise train_als_job.MissingInputError(f"no interactions table at {source}")
+            self.versions[f"input.{tables.INTERACTIONS}"] = version
+            raw = delta.read_table(self.spark, source, version=version)
+            self._write(events_as_of(raw, self.run_date), self.storage.table(tables.INTERACTIONS))
+            train, held = chronological_holdout(
+                self._read(self.storage.table(tables.INTERACTIONS)),
+                cut=self.cut,
+                validation_share=self.cfg.nightly.validation_share,
+                seed=self.cfg.evaluation.seed,
+            )
+            self._write(train, self.holdout.table(tables.INTERACTIONS))
+            self._write(held, self.storage.table(HOLDOUT_PAIRS))
+            m.update(
+                holdout_counts(
+                    self._read(self.storage.table(tables.INTERACTIONS)),
+                    self._read(self.holdout.table(tables.INTERACTIONS)),
+                    self._read(self.storage.table(HOLDOUT_PAIRS)),
+                )
+            )
+            check_holdout(m, self.run_date, self.cut)
+
+    def holdout_models(self) -> None:
+        """Every model fitted on the holdout's training side, lists `candidate_depth` deep."""
+        with self.tracker.stage("holdout_models") as m:
+            last = schedule.last_best(
+                self.spark,
+                self.cfg.storage.table(tables.ALS_BEST_PARAMS),
+                on_or_before=self.run_date,
+            )
+            als, tuned = schedule.als_for_night(
+                self.cfg.als, last, self.run_date, self.cfg.nightly.tune_every_days
+            )
+            origin = "tuning tonight" if tuned else (f"tuned {last.tuned_on}" if last else "config")
+            log.info(
+                "ALS: rank %d, reg_param %g, alpha %g (%s)",
+                als.rank,
+                als.reg_param,
+                als.alpha,
+                origin,
+            )
+            cfg = self._model_config(self.holdout, als, depth=self.cfg.nightly.candidate_depth)
+            similarity_job.run(self.spark, cfg, run_id=self.run_id)
+            als_run = train_als_job.run(self.spark, cfg)
+            fitted = als_run.params
+            if tuned:
+                best = schedule.BestParams(
+                    self.run_date, fitted.rank, fitted.reg_param, fitted.alpha
+                )
+                ndcg = max(
+                    (t.get("ndcg_at_10", float("nan")) for t in als_run.tuning), default=None
+                )
+                schedule.record_best(
+                    self.spark,
+                    self.cfg.storage.table(tables.ALS_BEST_PARAMS),
+                    best,
+                    validation_ndcg=ndcg,
+                    run_id=self.run_id,
+                )
+            self.als = replace(
+                als,
+                rank=fitted.rank,
+                reg_param=fitted.reg_param,
+                alpha=fitted.alpha,
+                tuning=replace(als.tuning, enabled=False),
+            )
+            m.update(
+                tuned=float(tuned),
+                als_rank=fitted.rank,
+                als_reg_param=fitted.reg_param,
+                als_alpha=fitted.alpha,
+            )
+        failpoint("nightly.after_holdout_models")
+
+    def candidates(self) -> None:
+        """The hybrid's weight and the champion, both chosen on the validation users."""
+        nc = self.cfg.nightly
+        k = metric_cutoff(nc.gate_metric, self.cfg.evaluation.k)
+        validation = self._held(VALIDATION)
+        with self.tracker.stage("candidates") as m:
+            lists = self.holdout_lists()
+            als, items = lists[ALS], lists[item_model(nc.hybrid_measure)]
+            self.hybrid_weight, by_weight = tune_blend_weight(
+                als,
+                items,
+                validation,
+                weights=nc.hybrid_weights,
+                depth=nc.candidate_depth,
+                metric=nc.gate_metric,
+                k=k,
+            )
+            hybrid = blend_ranked_lists(
+                als,
+                items,
+                weight=self.hybrid_weight,
+                depth=nc.candidate_depth,
+                n=self._eval_depth(),
+            )
+            self._write(hybrid, self.storage.table(HOLDOUT_HYBRID))
+            lists[HYBRID] = self._read(self.storage.table(HOLDOUT_HYBRID))
+            self.scores = {
+                model: validation_score(rows, validation, metric=nc.gate_metric, k=k)
+                for model, rows in lists.items()
+            }
+            self.champion = choose_champion(self.scores)
+            m.update({f"validation.{name}": v for name, v in self.scores.items()})
+            m.update({f"hybrid_weight_{w:g}": v for w, v in by_weight.items()})
+            m.update(hybrid_weight=self.hybrid_weight)
+        log.info(
+            "champion on validation: %s (%s %.4f)",
+            self.champion,
+            nc.gate_metric,
+            self.scores[self.champion],
+        )
+        self.tracker.set_tags({"champion": self.champion})
+
+    def evaluation(self) -> None:
+        """Every model and the most-popular baseline on the test users: metrics.json, HTML."""
+        ev, depth = self.cfg.evaluation, self._eval_depth()
+        with self.tracker.stage("evaluation") as m:
+            train = user_item_affinity(self._read(self.holdout.table(tables.INTERACTIONS))).cache()
+            test = self._held(TEST).cache()
+            users = test.select(C.USER_ID).distinct()
+            lists = {BASELINE_MODEL: most_popular_lists(train, users, n=depth)}
+            lists.update(
+                {
+                    name: rows.filter(F.col(C.RANK) <= depth)
+                    for name, rows in self.holdout_lists(with_hybrid=True).items()
+                }
+            )
+            self.doc = evaluate_job.evaluate_lists(
+                lists,
+                train,
+                test,
+                evaluate_job.evaluation_params(ev),
+                run_id=self.run_id,
+                split={
+                    "kind": "chronological",
+                    "cut": self.cut.isoformat(),
+                    "run_date": self.run_date.isoformat(),
+                    "role": TEST,
+                    "holdout_days": self.cfg.nightly.holdout_days,
+                },
+                table_paths={
+                    "holdout_train": self.holdout.table(tables.INTERACTIONS),
+                    "holdout_pairs": self.storage.table(HOLDOUT_PAIRS),
+                },
+            )
+            self.doc["validation"] = {
+                "metric": self.cfg.nightly.gate_metric,
+                "scores": self.scores,
+                "champion": self.champion,
+                "hybrid_weight": self.hybrid_weight,
+            }
+            evaluate_job.finish_report(self.doc, report_config(self.cfg, self.run_date))
+            train.unpersist()
+            test.unpersist()
+            metric = self.cfg.nightly.gate_metric
+            m.update(
+                {
+                    f"{name}.{metric}": values.get(metric, float("nan"))
+                    for name, values in self.doc["models"].items()
+                }
+            )
+
+    def gate(self) -> GateDecision:
+        """Compare the champion's test metric with the last published night's."""
+        nc = self.cfg.nightly
+        with self.tracker.stage("gate") as m:
+            value = float(self.doc["models"][self.champion].get(nc.gate_metric, float("nan")))
+            last = last_published(self.spark, self.cfg.storage, self.run_date)
+            self.decision = quality_gate(
+                nc.gate_metric,
+                value,
+                last.value if last else None,
+                tolerance=nc.gate_tolerance,
+                previous_date=last.run_date if last else None,
+            )
+            m.update(passed=float(self.decision.passed), value=value)
+        (log.info if self.decision.passed else log.error)("quality gate: %s", self.decision.reason)
+        self.tracker.log_metrics(
+            {f"test.{nc.gate_metric}": value, "gate_passed": float(self.decision.passed)}
+        )
+        return self.decision
+
+    def final_models(self) -> None:
+        """The champion refitted on the whole snapshot; every user gets `recommend.top_n` items."""
+        with self.tracker.stage("final_models") as m:
+            self._write(self._final_lists(), self.storage.table(FINAL_RECOMMENDATIONS))
+            m.update(rows=float(self._read(self.storage.table(FINAL_RECOMMENDATIONS)).count()))
+        failpoint("nightly.before_publish")
+
+    def publish(self) -> Publication:
+        """`recommendations` (this date), `recommendations_latest` and `publish_log`."""
+        if self.decision is None or not self.decision.passed:
+            raise RuntimeError("publish runs only after a passed quality gate")
+        with self.tracker.stage("publish") as m:
+            self.published = publish(
+                self.spark,
+                self._read(self.storage.table(FINAL_RECOMMENDATIONS)),
+                self.cfg.storage,
+                run_date=self.run_date,
+                run_id=self.run_id,
+                metric=self.decision.metric,
+                value=self.decision.value,
+            )
+            m.update(rows=self.published.rows, users=self.published.users)
+            self.versions.update({f"output.{k}": v for k, v in self.published.versions.items()})
+        return self.published
+
+    # ------------------------------------------------------------------ helpers
+
+    def holdout_lists(self, *, with_hybrid: bool = False) -> dict[str, DataFrame]:
+        """Each model's lists fitted on the holdout's training side."""
+        rows = self._read(self.holdout.table(tables.MODEL_RECOMMENDATIONS))
+        measures = dict.fromkeys((*self.cfg.similarity.measures, self.cfg.nightly.hybrid_measure))
+        lists = {m: rows.filter(F.col(C.MODEL) == m) for m in [ALS, *map(item_model, measures)]}
+        if with_hybrid:
+            lists[HYBRID] = self._read(self.storage.table(HOLDOUT_HYBRID))
+        return lists
+
+    def working_versions(self) -> dict[str, int]:
+        """The Delta versions of this night's input and output tables (for lineage)."""
+        out = dict(self.versions)
+        for name in (tables.INTERACTIONS, HOLDOUT_PAIRS, FINAL_RECOMMENDATIONS):
+            version = delta.table_version(self.spark, self.storage.table(name))
+            if version is not None:
+                out[f"night.{name}"] = version
+        return out
+
+    def _final_lists(self) -> DataFrame:
+        nc, n, champion = self.cfg.nightly, self.cfg.recommend.top_n, self.champion
+        measure = nc.hybrid_measure if champion == HYBRID else champion.removeprefix("item_")
+        depth = nc.candidate_depth if champion == HYBRID else n
+        cfg = self._model_config(self.storage, self.als, depth=depth, measures=(measure,))
+        if champion != ALS:
+            similarity_job.run(self.spark, cfg, run_id=self.run_id)
+        if champion in (ALS, HYBRID):
+            train_als_job.run(self.spark, cfg)
+        rows = self._read(self.storage.table(tables.MODEL_RECOMMENDATIONS))
+        if champion == HYBRID:
+            lists = blend_ranked_lists(
+                rows.filter(F.col(C.MODEL) == ALS),
+                rows.filter(F.col(C.MODEL) == item_model(measure)),
+                weight=self.hybrid_weight,
+                depth=depth,
+                n=n,
+            )
+        else:
+            lists = rows.filter((F.col(C.MODEL) == champion) & (F.col(C.RANK) <= n))
+        events = self._read(self.storage.table(tables.INTERACTIONS))
+        affinity = user_item_affinity(events)
+        popular = popular_items(affinity, window_days=self.cfg.recommend.popularity_window_days)
+        complete = recommend_with_fallback(
+            lists.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, C.SOURCE),
+            events.select(C.USER_ID),
+            affinity.select(C.USER_ID, C.ITEM_ID),
+            popular,
+            n=n,
+        )
+        return complete.select(
+            "*", F.lit(champion).alias(C.MODEL), F.lit(self.run_id).alias(C.RUN_ID)
+        )
+
+    def _model_config(
+        self,
+        storage: StorageConfig,
+        als: AlsConfig,
+        *,
+        depth: int,
+        measures: tuple[str, ...] | None = None,
+    ) -> AppConfig:
+        """The config pointed at a working root, with every model's lists `depth` deep."""
+        cfg = self.cfg
+        wanted = measures or tuple(
+            dict.fromkeys((*cfg.similarity.measures, cfg.nightly.hybrid_measure))
+        )
+        return replace(
+            cfg,
+            storage=storage,
+            als=als,
+            recommend=replace(cfg.recommend, top_n=depth),
+            similarity=replace(cfg.similarity, top_n=depth, measures=wanted),
+        )
+
+    def _held(self, role: str) -> DataFrame:
+        return self._read(self.storage.table(HOLDOUT_PAIRS)).filter(F.col(ROLE) == role)
+
+    def _eval_depth(self) -> int:
+        return max(max(self.cfg.evaluation.ks), self.cfg.evaluation.k)
+
+    def _read(self, path: str) -> DataFrame:
+        return delta.read_table(self.spark, path)
+
+    def _write(self, df: DataFrame, path: str) -> None:
+        delta.overwrite(df, path)

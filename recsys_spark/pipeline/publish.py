@@ -1,0 +1,157 @@
+"""Publishing the night's lists: the only writes that serving ever sees.
+
+Three Delta tables under the storage root, each written in one commit:
+- `recommendations`: the champion's lists, partitioned by `run_date`, written with
+  `replaceWhere run_date = D`, so a rerun of a date replaces exactly that date;
+- `recommendations_latest`: a copy of the newest published date (a backfill of an older
+  date leaves it alone), what a serving layer reads;
+- `publish_log`: one row per published date (champion, gate metric, table versions),
+  which the next night's quality gate compares against.
+A crash between the commits leaves each table at a complete version; rerunning the
+date converges to the same state as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recsys_spark import columns as C
+from recsys_spark import tables
+from recsys_spark.config import StorageConfig
+from recsys_spark.faults import failpoint
+from recsys_spark.io import delta
+from recsys_spark.recommendations import SCHEMA as RECOMMENDATIONS_SCHEMA
+
+RUN_DATE = "run_date"
+PUBLISHED_SCHEMA = T.StructType(
+    [*RECOMMENDATIONS_SCHEMA.fields, T.StructField(RUN_DATE, T.DateType(), False)]
+)
+PUBLISH_LOG_SCHEMA = T.StructType(
+    [
+        T.StructField(RUN_DATE, T.DateType(), False),
+        T.StructField(C.RUN_ID, T.StringType(), False),
+        T.StructField(C.MODEL, T.StringType(), False),
+        T.StructField("metric", T.StringType(), False),
+        T.StructField("value", T.DoubleType(), True),
+        T.StructField("users", T.LongType(), False),
+        T.StructField("rows", T.LongType(), False),
+        T.StructField("recommendations_version", T.LongType(), False),
+        T.StructField("published_at", T.TimestampType(), False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class LastPublished:
+    """The newest publication before a run date (what the gate compares against)."""
+
+    run_date: date
+    model: str
+    metric: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What `publish` committed: rows, users and the table versions after each write."""
+
+    rows: int
+    users: int
+    versions: dict[str, int]
+    latest_moved: bool
+
+
+def last_published(
+    spark: SparkSession, storage: StorageConfig, before: date
+) -> LastPublished | None:
+    """The newest `publish_log` row with a run date before `before`, or None."""
+    path = storage.table(tables.PUBLISH_LOG)
+    if not delta.table_exists(spark, path):
+        return None
+    row = (
+        delta.read_table(spark, path)
+        .filter(F.col(RUN_DATE) < F.lit(before))
+        .orderBy(F.col(RUN_DATE).desc())
+        .first()
+    )
+    if row is None:
+        return None
+    return LastPublished(row[RUN_DATE], row[C.MODEL], row["metric"], row["value"])
+
+
+def publish(
+    spark: SparkSession,
+    recs: DataFrame,
+    storage: StorageConfig,
+    *,
+    run_date: date,
+    run_id: str,
+    metric: str,
+    value: float,
+) -> Publication:
+    """Publish `recs` (one model's lists, RECOMMENDATIONS_SCHEMA columns) for `run_date`.
+
+    Writes `recommendations` (replaceWhere on the date), then `recommendations_latest`
+    when `run_date` is the newest published date, then the `publish_log` row.
+    """
+    rec_path = storage.table(tables.PUBLISHED_RECOMMENDATIONS)
+    latest_path = storage.table(tables.RECOMMENDATIONS_LATEST)
+    log_path = storage.table(tables.PUBLISH_LOG)
+    rows = recs.select(
+        *[F.col(f.name).cast(f.dataType).alias(f.name) for f in RECOMMENDATIONS_SCHEMA.fields],
+        F.lit(run_date).alias(RUN_DATE),
+    )
+    model = _single_model(rows)
+    delta.ensure_table(spark, rec_path, PUBLISHED_SCHEMA, partition_by=(RUN_DATE,))
+    delta.replace_where(rows, rec_path, f"{RUN_DATE} = DATE'{run_date.isoformat()}'")
+    rec_version = delta.table_version(spark, rec_path)
+    failpoint("publish.after_recommendations")
+
+    published = delta.read_table(spark, rec_path, version=rec_version)
+    newest = published.agg(F.max(RUN_DATE)).first()[0]
+    tonight = published.filter(F.col(RUN_DATE) == F.lit(run_date))
+    latest_moved = newest == run_date
+    if latest_moved:
+        delta.overwrite(tonight, latest_path)
+    failpoint("publish.after_latest")
+
+    counts = tonight.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(C.USER_ID).alias("users"))
+    n = counts.first()
+    entry = spark.createDataFrame(
+        [
+            (
+                run_date,
+                run_id,
+                model,
+                metric,
+                float(value),
+                int(n["users"]),
+                int(n["rows"]),
+                int(rec_version or 0),
+                datetime.now(UTC),
+            )
+        ],
+        PUBLISH_LOG_SCHEMA,
+    )
+    delta.ensure_table(spark, log_path, PUBLISH_LOG_SCHEMA)
+    delta.replace_where(entry, log_path, f"{RUN_DATE} = DATE'{run_date.isoformat()}'")
+    versions = {
+        tables.PUBLISHED_RECOMMENDATIONS: int(rec_version or 0),
+        tables.PUBLISH_LOG: int(delta.table_version(spark, log_path) or 0),
+    }
+    latest_version = delta.table_version(spark, latest_path)
+    if latest_version is not None:
+        versions[tables.RECOMMENDATIONS_LATEST] = latest_version
+    return Publication(int(n["rows"]), int(n["users"]), versions, latest_moved)
+
+
+def _single_model(lists: DataFrame) -> str:
+    models = [r[C.MODEL] for r in lists.select(C.MODEL).distinct().limit(2).collect()]
+    if len(models) != 1:
+        raise ValueError(f"publish one model's lists per run date; got models {models}")
+    return models[0]

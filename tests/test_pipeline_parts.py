@@ -1,0 +1,307 @@
+"""The nightly's building blocks: hybrid blend, holdout, champion, gate, schedule, lock, publish."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from recsys_spark import columns as C
+from recsys_spark import tables
+from recsys_spark.config import StorageConfig
+from recsys_spark.io import delta
+from recsys_spark.pipeline import schedule
+from recsys_spark.pipeline.champion import choose_champion, metric_cutoff, tune_blend_weight
+from recsys_spark.pipeline.gate import quality_gate
+from recsys_spark.pipeline.holdout import (
+    ROLE,
+    TEST,
+    VALIDATION,
+    chronological_holdout,
+    events_as_of,
+    holdout_cut,
+)
+from recsys_spark.pipeline.hybrid import blend_ranked_lists
+from recsys_spark.pipeline.lock import LockHeldError, acquire
+from recsys_spark.pipeline.publish import last_published, publish
+
+LIST_COLS = [C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE]
+
+
+def lists(spark: SparkSession, rows: list[tuple[str, str, int, str]]):
+    return spark.createDataFrame(rows, "user_id string, item_id string, rank int, source string")
+
+
+# ---------------------------------------------------------------- hybrid blend
+
+
+def reference_blend(a: list[tuple], b: list[tuple], weight: float, depth: int, n: int):
+    """Per user: position scores (depth - r + 1) / depth, missing 0, sort (score desc, item)."""
+    out = []
+    users = sorted({r[0] for r in a} | {r[0] for r in b})
+    for user in users:
+        sa = {i: (depth - r + 1) / depth for u, i, r, _ in a if u == user and r <= depth}
+        sb = {i: (depth - r + 1) / depth for u, i, r, _ in b if u == user and r <= depth}
+        src = {}
+        for u, i, r, s in a + b:
+            if u == user and r <= depth:
+                src[i] = "model" if s == "model" or src.get(i) == "model" else "popularity"
+        items = set(sa) | set(sb)
+        scored = [(weight * sa.get(i, 0.0) + (1 - weight) * sb.get(i, 0.0), i) for i in items]
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        out += [(user, i, k + 1, s, src[i]) for k, (s, i) in enumerate(scored[:n])]
+    return out
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.5, 1.0])
+def test_blend_matches_reference_with_ties_and_sources(spark: SparkSession, weight: float) -> None:
+    a = [("u1", "a", 1, "model"), ("u1", "b", 2, "model"), ("u1", "c", 3, "model"),
+         ("u2", "x", 1, "popularity"), ("u2", "y", 2, "popularity")]  # fmt: skip
+    b = [("u1", "c", 1, "model"), ("u1", "d", 2, "model"), ("u1", "a", 3, "model"),
+         ("u1", "z", 9, "model"),  # deeper than depth: ignored
+         ("u2", "y", 1, "popularity"), ("u3", "q", 1, "model")]  # fmt: skip
+    got = blend_ranked_lists(lists(spark, a), lists(spark, b), weight=weight, depth=3, n=3)
+    rows = sorted(
+        (r[C.USER_ID], r[C.ITEM_ID], r[C.RANK], round(r[C.SCORE], 12), r[C.SOURCE])
+        for r in got.collect()
+    )
+    want = sorted(
+        (u, i, k, round(s, 12), src) for u, i, k, s, src in reference_blend(a, b, weight, 3, 3)
+    )
+    assert rows == want
+    assert all(r[1] != "z" for r in rows)
+
+
+def test_blend_rejects_bad_weight(spark: SparkSession) -> None:
+    empty = lists(spark, [])
+    with pytest.raises(ValueError, match="weight"):
+        blend_ranked_lists(empty, empty, weight=1.5, depth=3, n=3)
+
+
+# ---------------------------------------------------------------- holdout
+
+
+def events_frame(spark: SparkSession, rows: list[tuple[str, str, str]]):
+    df = spark.createDataFrame(rows, "user_id string, item_id string, ts string")
+    ts = F.to_timestamp("ts")
+    return df.select(
+        C.USER_ID, C.ITEM_ID, ts.alias(C.EVENT_TS), F.to_date(ts).alias(C.EVENT_DATE),
+        F.abs(F.hash(C.USER_ID)).alias(C.USER_IDX), F.abs(F.hash(C.ITEM_ID)).alias(C.ITEM_IDX),
+        F.lit(1.0).alias(C.WEIGHT), F.lit("view").alias(C.EVENT_TYPE),
+    )  # fmt: skip
+
+
+def test_holdout_keeps_only_new_pairs_of_known_users(spark: SparkSession) -> None:
+    events = events_frame(
+        spark,
+        [
+            ("u1", "a", "2026-03-01 10:00:00"),
+            ("u1", "a", "2026-03-20 10:00:00"),  # seen before the cut: not held out
+            ("u1", "b", "2026-03-20 10:00:00"),  # new pair: held out
+            ("u2", "a", "2026-03-02 10:00:00"),
+            ("u2", "c", "2026-03-25 23:59:59"),  # new pair on the run date: held out
+            ("u3", "a", "2026-03-21 10:00:00"),  # user unknown before the cut: not held out
+            ("u1", "d", "2026-03-26 00:00:00"),  # after the run date: ignored
+        ],
+    )
+    run_date = date(2026, 3, 25)
+    cut = holdout_cut(run_date, 10)
+    assert cut == datetime(2026, 3, 16)
+    train, held = chronological_holdout(
+        events_as_of(events, run_date), cut=cut, validation_share=0.5, seed=1
+    )
+    assert sorted((r[C.USER_ID], r[C.ITEM_ID]) for r in train.collect()) == [
+        ("u1", "a"),
+        ("u2", "a"),
+    ]
+    held_rows = {(r[C.USER_ID], r[C.ITEM_ID]): r[ROLE] for r in held.collect()}
+    assert set(held_rows) == {("u1", "b"), ("u2", "c")}
+    assert set(held_rows.values()) <= {VALIDATION, TEST}
+
+
+def test_holdout_roles_split_users_by_share(spark: SparkSession) -> None:
+    rows = [(f"u{i}", "a", "2026-01-01 00:00:00") for i in range(400)]
+    rows += [(f"u{i}", "b", "2026-02-01 00:00:00") for i in range(400)]
+    _, held = chronological_holdout(
+        events_frame(spark, rows), cut=datetime(2026, 1, 15), validation_share=0.25, seed=3
+    )
+    roles = held.groupBy(ROLE).agg(F.countDistinct(C.USER_ID).alias("n")).collect()
+    share = {r[ROLE]: r["n"] for r in roles}
+    assert share[VALIDATION] + share[TEST] == 400
+    assert 60 <= share[VALIDATION] <= 140  # ~100 expected from a 25% hash split
+
+
+# ---------------------------------------------------------------- champion and gate
+
+
+def test_metric_cutoff_and_champion_ties() -> None:
+    assert metric_cutoff("ndcg_at_10", 5) == 10
+    assert metric_cutoff("map", 7) == 7
+    assert choose_champion({"als": 0.3, "item_jaccard": 0.3, "hybrid": 0.2}) == "als"
+    assert choose_champion({"als": float("nan"), "hybrid": 0.1}) == "hybrid"
+    with pytest.raises(ValueError, match="no model"):
+        choose_champion({"als": float("nan")})
+
+
+def test_blend_weight_picks_the_list_that_hits(spark: SparkSession) -> None:
+    # The first list ranks the relevant item first, the second ranks it last.
+    first = lists(spark, [("u1", "hit", 1, "model"), ("u1", "x", 2, "model")])
+    second = lists(
+        spark, [("u1", "y", 1, "model"), ("u1", "z", 2, "model"), ("u1", "hit", 3, "model")]
+    )
+    valid = spark.createDataFrame([("u1", "hit")], "user_id string, item_id string")
+    best, scores = tune_blend_weight(
+        first, second, valid, weights=[0.0, 1.0], depth=3, metric="ndcg_at_1", k=1
+    )
+    assert best == 1.0
+    assert scores[1.0] == pytest.approx(1.0) and scores[0.0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "previous", "passed"),
+    [(0.30, None, True), (0.30, 0.305, True), (0.30, 0.32, False), (0.35, 0.30, True)],
+)
+def test_quality_gate(value: float, previous: float | None, passed: bool) -> None:
+    decision = quality_gate("ndcg_at_10", value, previous, tolerance=0.01)
+    assert decision.passed is passed
+    assert "ndcg_at_10" in decision.reason
+
+
+def test_quality_gate_refuses_an_unmeasured_model() -> None:
+    assert not quality_gate("ndcg_at_10", math.nan, None, tolerance=1.0).passed
+
+
+# ---------------------------------------------------------------- tuning schedule
+
+
+def test_schedule_tunes_when_due_and_reads_the_newest_row(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "best")
+    assert schedule.last_best(spark, path, on_or_before=date(2026, 1, 1)) is None
+    assert schedule.tuning_due(None, date(2026, 1, 1), 7)
+    assert not schedule.tuning_due(None, date(2026, 1, 1), 0)
+    for day, rank in ((date(2026, 1, 1), 8), (date(2026, 1, 8), 16)):
+        best = schedule.BestParams(day, rank, 0.1, 1.0)
+        schedule.record_best(spark, path, best, validation_ndcg=0.2, run_id="r")
+    schedule.record_best(  # a rerun of a date replaces its row
+        spark,
+        path,
+        schedule.BestParams(date(2026, 1, 8), 32, 0.3, 2.0),
+        validation_ndcg=None,
+        run_id="r2",
+    )
+    assert delta.read_table(spark, path).count() == 2
+    last = schedule.last_best(spark, path, on_or_before=date(2026, 1, 10))
+    assert (last.rank, last.reg_param, last.alpha) == (32, 0.3, 2.0)
+    backfill = schedule.last_best(spark, path, on_or_before=date(2026, 1, 5))
+    assert backfill.rank == 8
+    assert not schedule.tuning_due(last, date(2026, 1, 14), 7)
+    assert schedule.tuning_due(last, date(2026, 1, 15), 7)
+
+
+# ---------------------------------------------------------------- lock
+
+
+def test_lock_is_exclusive_and_released(spark: SparkSession, tmp_path: Path) -> None:
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    held = acquire(spark, storage, run_date="2026-01-01")
+    with pytest.raises(LockHeldError, match="another nightly"):
+        acquire(spark, storage, run_date="2026-01-01")
+    held.release()
+    acquire(spark, storage, run_date="2026-01-02").release()  # free again
+
+
+def test_lock_of_a_dead_process_is_taken_over(spark: SparkSession, tmp_path: Path) -> None:
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    code = (
+        "import json, os, socket, sys\n"
+        "from recsys_spark.config import StorageConfig\n"
+        "from recsys_spark.pipeline import lock\n"
+        "uri = StorageConfig(root=sys.argv[1]).table(lock.LOCK_FILE)\n"
+        "owner = {'host': socket.gethostname(), 'pid': os.getpid()}\n"
+        "lock._LockStore.for_uri(None, uri).create(json.dumps(owner))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, storage.root], check=True, env=os.environ.copy())
+    lock = acquire(spark, storage, run_date="2026-01-01")  # the writer has exited
+    lock.release()
+
+
+# ---------------------------------------------------------------- publish
+
+
+def published_lists(spark: SparkSession, model: str, users: list[str]):
+    rows = [(u, f"i{k}", k, 1.0 / k, model, "model", "run") for u in users for k in (1, 2)]
+    return spark.createDataFrame(
+        rows, "user_id string, item_id string, rank int, score double, model string, "
+        "source string, run_id string",
+    )  # fmt: skip
+
+
+def test_publish_replaces_its_date_and_moves_latest_forward_only(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
+    args = {"metric": "ndcg_at_10"}
+    publish(
+        spark,
+        published_lists(spark, "als", ["u1", "u2"]),
+        storage,
+        run_date=d1,
+        run_id="a",
+        value=0.2,
+        **args,
+    )
+    publish(
+        spark,
+        published_lists(spark, "hybrid", ["u1"]),
+        storage,
+        run_date=d2,
+        run_id="b",
+        value=0.3,
+        **args,
+    )
+    hybrid = published_lists(spark, "hybrid", ["u1", "u3"])
+    again = publish(spark, hybrid, storage, run_date=d2, run_id="c", value=0.31, **args)
+    assert again.latest_moved and again.users == 2
+    recs = delta.read_table(spark, storage.table(tables.PUBLISHED_RECOMMENDATIONS))
+    per_date = {
+        str(r["run_date"]): r["n"]
+        for r in recs.groupBy("run_date").agg(F.count("*").alias("n")).collect()
+    }
+    assert per_date == {"2026-03-01": 4, "2026-03-02": 4}
+    latest = delta.read_table(spark, storage.table(tables.RECOMMENDATIONS_LATEST)).toPandas()
+    assert set(latest["user_id"]) == {"u1", "u3"} and set(latest["model"]) == {"hybrid"}
+
+    # A backfill of an older date replaces that date but leaves `latest` alone.
+    back = publish(spark, published_lists(spark, "als", ["u9"]), storage, run_date=d1, run_id="d",
+                   value=0.1, **args)  # fmt: skip
+    assert not back.latest_moved
+    latest_after = delta.read_table(spark, storage.table(tables.RECOMMENDATIONS_LATEST)).toPandas()
+    pd.testing.assert_frame_equal(
+        latest.sort_values(["user_id", "rank"]).reset_index(drop=True),
+        latest_after.sort_values(["user_id", "rank"]).reset_index(drop=True),
+    )
+    last = last_published(spark, storage, date(2026, 3, 5))
+    assert (last.run_date, last.model, last.value) == (d2, "hybrid", 0.31)
+    assert last_published(spark, storage, d2).run_date == d1
+    assert last_published(spark, storage, d1) is None
+
+
+def test_publish_refuses_two_models(spark: SparkSession, tmp_path: Path) -> None:
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    mixed = published_lists(spark, "als", ["u1"]).unionByName(
+        published_lists(spark, "hybrid", ["u2"])
+    )
+    with pytest.raises(ValueError, match="one model"):
+        publish(spark, mixed, storage, run_date=date(2026, 3, 1), run_id="x", metric="m", value=0.1)
+    assert not delta.table_exists(spark, storage.table(tables.PUBLISHED_RECOMMENDATIONS))
