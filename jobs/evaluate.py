@@ -161,10 +161,9 @@ def evaluate_lists(
         "tables": table_paths,
     }
     for model, recs in lists.items():
-        recs = recs.select(C.USER_ID, C.ITEM_ID, C.RANK).cache()
+        # evaluate_model reads the lists once (one Spark action): no cache needed.
         with stage(log, f"evaluate {model}"):
-            result = evaluate_model(recs, train, test, params)
-        recs.unpersist()
+            result = evaluate_model(recs.select(C.USER_ID, C.ITEM_ID, C.RANK), train, test, params)
         doc["models"][model] = result.metrics
         doc["breakdowns"][model] = result.breakdowns
         doc["curves"][model] = result.curves
@@ -209,7 +208,7 @@ def run(
     lists[BASELINE_MODEL] = delta.read_table(spark, baselines_path).filter(
         F.col(C.MODEL) == BASELINE_MODEL
     )
-    recs_path = holdout_storage(cfg.storage).table(tables.RECOMMENDATIONS)
+    recs_path = holdout_storage(cfg.storage).table(tables.MODEL_RECOMMENDATIONS)
     if delta.table_exists(spark, recs_path):
         recs = delta.read_table(spark, recs_path)
         present = sorted(r[C.MODEL] for r in recs.select(C.MODEL).distinct().collect())

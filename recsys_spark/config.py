@@ -101,14 +101,17 @@ class IngestConfig:
         _one_of(
             "ingest.timestamp_format", self.timestamp_format, ("auto", "iso", "epoch_s", "epoch_ms")
         )
-        _one_of("ingest.weight_rule", self.weight_rule, ("event", "value", "event_x_value", "threshold"))
+        _one_of(
+            "ingest.weight_rule", self.weight_rule, ("event", "value", "event_x_value", "threshold")
+        )
         if not self.columns.user or not self.columns.item or not self.columns.timestamp:
             raise ConfigError("ingest.columns: user, item and timestamp must name a column")
         if not self.event_weights:
             raise ConfigError("ingest.event_weights: give at least one event type and its weight")
         if self.weight_rule != "event" and not self.columns.value:
             raise ConfigError(
-                f"ingest.weight_rule '{self.weight_rule}' needs ingest.columns.value to name a column"
+                f"ingest.weight_rule '{self.weight_rule}' needs ingest.columns.value "
+                "to name a column"
             )
         if self.format == "csv" and not self.csv_header and not self.csv_columns:
             raise ConfigError("ingest.csv_columns: list the column names when csv_header is false")
@@ -259,7 +262,7 @@ class EvaluationConfig:
     head_share: float = 0.2
     cold_max_history: int = 5
     heavy_quantile: float = 0.8
-    diversity_max_users: int = 200
+    diversity_max_users: int = 0  # 0 = every list user
     report_dir: str = "reports/evaluation"
 
     def __post_init__(self) -> None:
@@ -267,7 +270,9 @@ class EvaluationConfig:
         if not 0.0 < self.test_ratio < 1.0:
             raise ConfigError("evaluation.test_ratio must be in (0, 1)")
         if self.split == "chronological" and not self.cut:
-            raise ConfigError("evaluation.cut: give an ISO time (2026-03-01T00:00) for split chronological")
+            raise ConfigError(
+                "evaluation.cut: give an ISO time (2026-03-01T00:00) for split chronological"
+            )
         if not self.ks or min(self.ks) < 1 or self.k < 1:
             raise ConfigError("evaluation.ks and evaluation.k must be positive cut-offs")
         if self.leave_k < 1 or self.min_train < 0 or self.diversity_max_users < 0:
@@ -327,7 +332,9 @@ def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"config key '{key}' must be one of {', '.join(allowed)}; got '{value}'")
 
 
-def load_config(conf_file: str | Path | None = None, overrides: list[str] | None = None) -> AppConfig:
+def load_config(
+    conf_file: str | Path | None = None, overrides: list[str] | None = None
+) -> AppConfig:
     """Load `conf/base.yml`, merge `conf_file` and `key=value` overrides, parse and validate.
 
     Parameters

@@ -7,21 +7,21 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from recsys_spark.evaluation import cosine
 from recsys_spark.evaluation.breakdown import (
+    activity_bucket,
+    heavy_min_history,
     metrics_by_item_bucket,
-    metrics_by_user_bucket,
-    user_activity_buckets,
 )
-from recsys_spark.evaluation.coverage import (
-    beyond_accuracy_metrics,
-    exposure_curves,
-    item_popularity,
-)
-from recsys_spark.evaluation.diversity import diversity_metrics, pair_cosine
-from recsys_spark.evaluation.ranking import per_user_ranking_metrics
+from recsys_spark.evaluation.coverage import beyond_accuracy_metrics, exposure_curves
+from recsys_spark.evaluation.diversity import diversity_metrics
+from recsys_spark.evaluation.evaluate import EvaluationParams, evaluate_model
+from recsys_spark.evaluation.item_stats import head_items
+from recsys_spark.evaluation.ranking import ranking_metrics
 
 PAIRS = T.StructType(
     [T.StructField("user_id", T.StringType()), T.StructField("item_id", T.StringType())]
@@ -113,8 +113,12 @@ def test_empty_recommendations(frames, spark: SparkSession) -> None:
 
 def test_head_items_and_curves(frames) -> None:
     recs, train, _ = frames
-    head = {r.item_id for r in item_popularity(train, head_share=0.5).collect() if r.in_head}
-    assert head == {"A", "B"}  # A (4 of 10) starts at 0, B (3) at 0.4 < 0.5, C at 0.7
+    # Training users of A, B, C, D, F: 4, 3, 1, 1, 1 (10 in all): A starts at 0, B at
+    # 0.4 < 0.5, C at 0.7; ties by item id (C before D before F).
+    popularity = np.array([4, 3, 1, 1, 1])
+    assert head_items(popularity, 0.5).tolist() == [True, True, False, False, False]
+    assert head_items(popularity, 0.75).tolist() == [True, True, True, False, False]
+    assert not head_items(np.zeros(3), 0.5).any()
     curves = exposure_curves(recs, train, k=3, n_points=4)
     assert curves["lorenz_x"][0] == 0.0 and curves["lorenz_y"][-1] == pytest.approx(1.0)
     assert curves["longtail_train"][-1] == pytest.approx(1.0)
@@ -122,26 +126,8 @@ def test_head_items_and_curves(frames) -> None:
     assert len(curves["lorenz_x"]) <= 5
 
 
-def test_pair_cosine_matches_numpy(frames, spark: SparkSession) -> None:
-    _, train, _ = frames
-    items = ["A", "B", "C", "D", "F", "Z"]  # Z: unknown to training
-    matrix = pd.crosstab(pd.DataFrame(TRAIN).iloc[:, 0], pd.DataFrame(TRAIN).iloc[:, 1]).reindex(
-        columns=items, fill_value=0
-    )
-    m = matrix.to_numpy(dtype=float)
-    norms = np.sqrt((m * m).sum(axis=0))
-    wanted = [(a, b) for a in items for b in items if a != b]
-    pairs = spark.createDataFrame(wanted, "_item_a string, _item_b string")
-    got = {(r[0], r[1]): r[2] for r in pair_cosine(pairs, train).collect()}
-    for a, b in wanted:
-        ia, ib = items.index(a), items.index(b)
-        denom = norms[ia] * norms[ib]
-        want = float(m[:, ia] @ m[:, ib] / denom) if denom else 0.0
-        assert got[(a, b)] == pytest.approx(want), (a, b)
-
-
-def test_diversity_and_serendipity_match_reference(frames) -> None:
-    recs, train, test = frames
+def diversity_reference(k: int) -> tuple[float, float]:
+    """Intra-list diversity and serendipity of the top `k`, in plain Python."""
     train_pd = pd.DataFrame(TRAIN, columns=["user_id", "item_id"])
     users_of = train_pd.groupby("item_id")["user_id"].apply(set).to_dict()
 
@@ -149,10 +135,9 @@ def test_diversity_and_serendipity_match_reference(frames) -> None:
         ua, ub = users_of.get(a, set()), users_of.get(b, set())
         return len(ua & ub) / math.sqrt(len(ua) * len(ub)) if ua and ub else 0.0
 
-    top = top_lists(3)
     relevant = set(TEST)
     ild, seren = [], []
-    for user, group in top.groupby("user_id"):
+    for user, group in top_lists(k).groupby("user_id"):
         items = list(group.item_id)
         pairs = [(a, b) for i, a in enumerate(items) for b in items[i + 1 :]]
         if pairs:
@@ -161,27 +146,91 @@ def test_diversity_and_serendipity_match_reference(frames) -> None:
         hits = [i for i in items if (user, i) in relevant] if hist else []
         gains = [1 - np.mean([cos(i, h) for h in hist]) for i in hits]
         seren.append(sum(gains) / len(items))
-    got = diversity_metrics(recs, train, test, k=3, max_users=None)
-    assert got["intra_list_diversity"] == pytest.approx(float(np.mean(ild)))
-    assert got["serendipity"] == pytest.approx(float(np.mean(seren)))
+    return float(np.mean(ild)), float(np.mean(seren))
+
+
+def test_diversity_and_serendipity_match_reference(frames) -> None:
+    recs, train, test = frames
+    ild, seren = diversity_reference(3)
+    # Three buckets of items: each gets a copy of X and its share of the pairs.
+    got = diversity_metrics(recs, train, test, k=3, max_users=None, num_buckets=3)
+    assert got["intra_list_diversity"] == pytest.approx(ild)
+    assert got["serendipity"] == pytest.approx(seren)
     assert got["diversity_users"] == 4.0
     assert diversity_metrics(recs, train, test, k=3, max_users=2)["diversity_users"] == 2.0
 
 
-def test_breakdowns(frames) -> None:
+def test_pair_cosine_kernel_chunks_match_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Dense chunks of one row each: every chunk boundary is exercised.
+    rng = np.random.default_rng(0)
+    x = (rng.random((40, 9)) < 0.3).astype(np.int32)
+    x[:, 8] = 0  # an item nobody has
+    monkeypatch.setattr(cosine, "DENSE_CELLS", 9)
+    a = rng.integers(-1, 9, size=200)
+    b = rng.integers(-1, 9, size=200)
+    got = cosine.pair_cosines(sp.csr_array(x), a, b)
+    norms = np.sqrt(x.sum(axis=0).astype(float))
+    for ai, bi, value in zip(a, b, got, strict=True):
+        denom = norms[ai] * norms[bi] if ai >= 0 and bi >= 0 else 0.0
+        want = float(x[:, ai] @ x[:, bi] / denom) if denom else 0.0
+        assert value == pytest.approx(want), (ai, bi)
+
+
+def test_activity_threshold_matches_numpy_and_buckets() -> None:
+    # histories u1 3, u2 2, u3 2, u4 3: the 75th percentile is 3.
+    assert heavy_min_history({2: 2, 3: 2}, heavy_quantile=0.75) == 3
+    assert heavy_min_history({}, heavy_quantile=0.8) == 0
+    rng = np.random.default_rng(1)
+    for q in (0.1, 0.5, 0.75, 0.8, 0.99):
+        lengths = rng.integers(1, 30, size=int(rng.integers(1, 200)))
+        histogram = dict(zip(*np.unique(lengths, return_counts=True), strict=True))
+        want = np.percentile(lengths, 100 * q, method="inverted_cdf")
+        assert heavy_min_history(histogram, heavy_quantile=q) == want, q
+    with pytest.raises(ValueError, match="heavy_quantile"):
+        heavy_min_history({1: 1}, heavy_quantile=1.0)
+    buckets = [activity_bucket(h, cold_max_history=1, heavy_min=3) for h in range(5)]
+    assert buckets == ["cold", "cold", "light", "heavy", "heavy"]
+    # The heavy threshold never falls inside the cold range.
+    assert activity_bucket(6, cold_max_history=5, heavy_min=3) == "heavy"
+
+
+def test_item_buckets(frames) -> None:
     recs, train, test = frames
-    buckets = user_activity_buckets(train, test, cold_max_history=1, heavy_quantile=0.75)
-    got = {r.user_id: r.activity_bucket for r in buckets.collect()}
-    # histories: u1 3, u2 2, u3 2, u4 3 (75th percentile 3), u5 and u6 unknown.
-    assert got == {"u1": "heavy", "u2": "light", "u3": "light", "u5": "cold", "u6": "cold"}
-    per_user = per_user_ranking_metrics(recs, test, ks=(3,))
-    by_user = metrics_by_user_bucket(per_user, buckets, ["recall_at_3"])
-    assert list(by_user) == ["cold", "light", "heavy"]
-    # u5 hit E (1 of 1), u6 has no list; u2 hits C, D (2 of 2); u3 none; u1 hits D.
-    assert by_user["cold"] == {"recall_at_3": 0.5, "users_evaluated": 2.0}
-    assert by_user["light"] == {"recall_at_3": 0.5, "users_evaluated": 2.0}
     by_item = metrics_by_item_bucket(recs, test, train, k=3, head_share=0.5)
     # head {A, B}; top-3 slots: u1 C D B, u2 A C D, u3 B, u5 E A B -> 10 slots.
     assert by_item["head"]["rec_share"] == pytest.approx(5 / 10)
     assert by_item["unseen"] == {"rec_share": 0.1, "relevant_pairs": 1.0, "recall_at_3": 1.0}
     assert by_item["tail"]["recall_at_3"] == pytest.approx(3 / 4)
+
+
+def test_evaluate_model_matches_the_parts(frames) -> None:
+    recs, train, test = frames
+    params = EvaluationParams(ks=(2,), k=3, head_share=0.5, cold_max_history=1, heavy_quantile=0.75)
+    got = evaluate_model(recs, train, test, params)
+    for name, value in ranking_metrics(recs, test, ks=(2, 3)).items():
+        assert got.metrics[name] == pytest.approx(value, abs=1e-12), name
+    want = reference(3, 0.5)
+    # Served users are the test users: u1, u2, u5 have 3 items, u3 one, u6 none.
+    want["user_coverage"] = 3 / 5
+    for name, value in want.items():
+        assert got.metrics[name] == pytest.approx(value, abs=1e-12), name
+    ild, seren = diversity_reference(3)
+    assert got.metrics["intra_list_diversity"] == pytest.approx(ild)
+    assert got.metrics["serendipity"] == pytest.approx(seren)
+    assert got.metrics["diversity_users"] == 4.0
+    # Histories u1 3, u2 2, u3 2, u4 3 (75th percentile 3), u5 and u6 unknown:
+    # cold u5 (E: 1 of 1), u6 (no list); light u2 (C, D: 2 of 2), u3 (none); heavy u1 (D).
+    recall = {
+        b: (v["recall_at_3"], v["users_evaluated"])
+        for b, v in got.breakdowns["by_activity"].items()
+    }
+    assert recall == {"cold": (0.5, 2.0), "light": (0.5, 2.0), "heavy": (1.0, 1.0)}
+    assert list(got.breakdowns["by_activity"]) == ["cold", "light", "heavy"]
+    by_item = got.breakdowns["by_popularity"]
+    assert by_item["head"]["rec_share"] == pytest.approx(5 / 10)
+    assert by_item["unseen"] == {"rec_share": 0.1, "relevant_pairs": 1.0, "recall_at_3": 1.0}
+    assert by_item["tail"]["recall_at_3"] == pytest.approx(3 / 4)
+    # Lorenz over the 6 catalogue/recommended items, least exposed first: F 0, E 1, ...
+    assert got.curves["lorenz_x"] == pytest.approx([0.0] + [i / 6 for i in range(1, 7)])
+    assert got.curves["lorenz_y"][:3] == pytest.approx([0.0, 0.0, 0.1])
+    assert got.curves["longtail_train"][-1] == pytest.approx(1.0)

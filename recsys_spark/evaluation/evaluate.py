@@ -4,24 +4,32 @@ Pure functions of DataFrames (no I/O): `evaluate_model` runs the ranking metrics
 beyond-accuracy metrics, the diversity metrics, the breakdowns and the curves for one
 set of lists; `most_popular_lists` builds the baseline lists with
 `recsys_spark.popularity`.
+
+Everything comes from one Spark action (`frames.run_passes`): the inputs are shuffled
+by user once into a numpy pass per partition, whose small output is routed to buckets
+of items (exact pair cosines for diversity and serendipity) and to one summary task
+(item statistics); only named sums reach the driver.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark.evaluation.breakdown import (
-    metrics_by_item_bucket,
-    metrics_by_user_bucket,
-    user_activity_buckets,
+    USER_BUCKETS,
+    activity_bucket,
+    heavy_min_history,
+    item_bucket_metrics,
 )
-from recsys_spark.evaluation.coverage import beyond_accuracy_metrics, exposure_curves
-from recsys_spark.evaluation.diversity import diversity_metrics
-from recsys_spark.evaluation.ranking import mean_metrics, metric_names, per_user_ranking_metrics
+from recsys_spark.evaluation.coverage import coverage_metrics
+from recsys_spark.evaluation.diversity import diversity_metrics, diversity_values
+from recsys_spark.evaluation.frames import run_passes, tagged_rows
+from recsys_spark.evaluation.ranking import metric_names
 from recsys_spark.logs import get_logger, stage
 from recsys_spark.popularity import popular_items, recommend_popular
 
@@ -39,7 +47,7 @@ class EvaluationParams:
     head_share: float = 0.2
     cold_max_history: int = 5
     heavy_quantile: float = 0.8
-    diversity_max_users: int | None = 200
+    diversity_max_users: int | None = None
     seed: int = 42
 
 
@@ -67,7 +75,7 @@ def evaluate_model(
     Parameters
     ----------
     recs
-        Lists `user_col`, `item_col`, `rank_col` (cache it: it is read several times).
+        Lists `user_col`, `item_col`, `rank_col` (read once).
     train
         Training pairs: catalogue, popularity, histories and activity buckets.
     test
@@ -79,58 +87,95 @@ def evaluate_model(
         `metrics` (ranking at every K, `map`, `users_evaluated`, coverage, novelty,
         diversity...), `breakdowns` (`by_activity`, `by_popularity`) and `curves`.
     """
-    cols = {"user_col": user_col, "item_col": item_col, "rank_col": rank_col}
-    pair_cols = {"user_col": user_col, "item_col": item_col}
     ks = tuple(sorted(set(params.ks) | {params.k}))
     k = params.k
-    per_user = per_user_ranking_metrics(
-        recs, test, ks=ks, relevance_col=params.relevance_col, **cols
-    ).cache()
-    try:
-        with stage(log, "ranking metrics"):
-            metrics = mean_metrics(per_user, metric_names(ks))
-        with stage(log, "activity breakdown"):
-            buckets = user_activity_buckets(
-                train,
-                test,
-                cold_max_history=params.cold_max_history,
-                heavy_quantile=params.heavy_quantile,
-                **pair_cols,
-            )
-            main = [f"{m}_at_{k}" for m in ("precision", "recall", "ndcg", "hit_rate")]
-            by_activity = metrics_by_user_bucket(
-                per_user, buckets, [*main, "map"], user_col=user_col
-            )
-    finally:
-        per_user.unpersist()
-    with stage(log, "coverage metrics"):
-        metrics.update(
-            beyond_accuracy_metrics(
-                recs, train, k=k, users=test, head_share=params.head_share, **cols
-            )
+    sample = params.diversity_max_users
+    rows = tagged_rows(
+        recs,
+        test,
+        train,
+        relevance_col=params.relevance_col,
+        user_col=user_col,
+        item_col=item_col,
+        rank_col=rank_col,
+    )
+    with stage(log, f"per-user pass, item statistics, diversity ({sample or 'all'} users)"):
+        result = run_passes(
+            rows,
+            ks=ks,
+            k=k,
+            head_share=params.head_share,
+            graded=params.relevance_col is not None,
+            diversity=sample is None,
         )
-    with stage(log, f"diversity metrics (at most {params.diversity_max_users} users)"):
-        metrics.update(
-            diversity_metrics(
-                recs,
-                train,
-                test,
-                k=k,
-                max_users=params.diversity_max_users,
-                seed=params.seed,
-                **cols,
+    metrics, by_activity = _ranking_by_activity(result.by_history, ks, k, params)
+    metrics.update(
+        coverage_metrics(
+            result.item_sums,
+            n_served=result.total("_served"),
+            n_full=result.total("_served_full"),
+            n_train_users=result.total("_train_users"),
+        )
+    )
+    if sample is None:
+        metrics.update(diversity_values(result))
+    else:
+        with stage(log, f"diversity metrics ({sample} users)"):
+            metrics.update(
+                diversity_metrics(
+                    recs,
+                    train,
+                    test,
+                    k=k,
+                    max_users=sample,
+                    seed=params.seed,
+                    user_col=user_col,
+                    item_col=item_col,
+                    rank_col=rank_col,
+                )
             )
-        )
-    with stage(log, "popularity breakdown and curves"):
-        by_popularity = metrics_by_item_bucket(
-            recs, test, train, k=k, head_share=params.head_share, **cols
-        )
-        curves = exposure_curves(recs, train, k=k, **cols)
     return ModelEvaluation(
         metrics=metrics,
-        breakdowns={"by_activity": by_activity, "by_popularity": by_popularity},
-        curves=curves,
+        breakdowns={
+            "by_activity": by_activity,
+            "by_popularity": item_bucket_metrics(result.item_sums, k=k),
+        },
+        curves=result.curves,
     )
+
+
+def _ranking_by_activity(
+    by_history: dict[int, dict[str, Any]],
+    ks: tuple[int, ...],
+    k: int,
+    params: EvaluationParams,
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Ranking means over every evaluated user and per activity bucket."""
+    histogram = {h: int(r["_train_users"]) for h, r in by_history.items() if r["_train_users"]}
+    # Users with no training history count as length 0 (cold), never as training users.
+    heavy_min = heavy_min_history(histogram, heavy_quantile=params.heavy_quantile)
+    names = metric_names(ks)
+    sums: dict[str, dict[str, float]] = {}
+    for length, row in by_history.items():
+        bucket = activity_bucket(
+            length, cold_max_history=params.cold_max_history, heavy_min=heavy_min
+        )
+        into = sums.setdefault(bucket, dict.fromkeys([*names, "_evaluated"], 0.0))
+        for name in [*names, "_evaluated"]:
+            into[name] += float(row[name] or 0.0)
+    total = sum(b["_evaluated"] for b in sums.values())
+    metrics = {n: sum(b[n] for b in sums.values()) / total if total else 0.0 for n in names}
+    metrics["users_evaluated"] = total
+    main = [f"{m}_at_{k}" for m in ("precision", "recall", "ndcg", "hit_rate")] + ["map"]
+    by_activity = {
+        bucket: {
+            **{n: sums[bucket][n] / sums[bucket]["_evaluated"] for n in main},
+            "users_evaluated": sums[bucket]["_evaluated"],
+        }
+        for bucket in USER_BUCKETS
+        if sums.get(bucket, {}).get("_evaluated")
+    }
+    return metrics, by_activity
 
 
 def most_popular_lists(
