@@ -41,6 +41,9 @@ BAD = {
 }
 
 
+DAY3 = ["u1,i9,view,2026-03-01T09:00:00Z,", "u9,i1,click,2026-03-02T09:00:00Z,1"]
+
+
 def _write(path: Path, lines: list[str], header: str = HEADER) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n".join(lines) + "\n")
@@ -80,6 +83,9 @@ def history(spark, tmp_path_factory):
     # day 2: one event already ingested, one new user with a new item sorting first
     _write(source / "day2.csv", [GOOD[0], "u0,i0,view,2026-01-07T00:00:00Z,"])
     steps["day2"] = (run_ingest(spark, cfg, storage, now=NOW), _snapshot(spark, storage))
+    # day 3: only dates with nothing stored yet, one event twice
+    _write(source / "day3.csv", DAY3 + DAY3[:1])
+    steps["day3"] = (run_ingest(spark, cfg, storage, now=NOW), _snapshot(spark, storage))
     steps["refresh"] = (
         run_ingest(spark, cfg, storage, full_refresh=True, now=NOW),
         _snapshot(spark, storage),
@@ -127,10 +133,22 @@ def test_new_file_adds_only_new_events_and_never_renumbers(history):
     assert snap["items"] == {"i1": 0, "i2": 1, "i3": 2, "i0": 3}
 
 
+def test_file_of_new_dates_is_inserted_and_deduplicated_within_itself(history):
+    report, snap = history[0]["day3"]
+    assert (
+        report.rows_read,
+        report.rows_inserted,
+        report.duplicates_in_batch,
+        report.duplicates_existing,
+    ) == (3, 2, 1, 0)
+    assert report.reconciled and snap["interactions"] == 9
+    assert snap["users"]["u9"] == 4 and snap["items"]["i9"] == 4
+
+
 def test_full_refresh_rebuilds_the_same_tables_in_one_commit_each(history):
     report, snap = history[0]["refresh"]
-    before = history[0]["day2"][1]
-    assert report.rows_read == 21 and report.reconciled
+    before = history[0]["day3"][1]
+    assert report.rows_read == 24 and report.reconciled
     assert snap["interactions"] == before["interactions"]
     assert snap["users"] == before["users"] and snap["items"] == before["items"]
     assert snap["quarantine"] == before["quarantine"]
@@ -156,9 +174,118 @@ def test_ingest_log_records_each_file(spark, history):
     storage = history[1]
     log = spark.read.format("delta").load(storage.table(tables.INGEST_LOG))
     rows = {Path(r["source_file"]).name: r for r in log.collect()}
-    assert set(rows) == {"day1.csv", "day2.csv"}
+    assert set(rows) == {"day1.csv", "day2.csv", "day3.csv"}
     assert (rows["day1.csv"]["rows_read"], rows["day1.csv"]["rows_quarantined"]) == (19, 11)
     assert rows["day1.csv"]["status"] == "ingested"
+
+
+@pytest.mark.parametrize("crash_in", ["_write_interactions", "_write_logs"])
+def test_rerun_after_a_crash_converges_to_the_tables_of_a_clean_run(
+    spark, tmp_path, monkeypatch, crash_in
+):
+    from recsys_spark.ingest import runner, write
+
+    source = _write(tmp_path / "logs" / "day1.csv", GOOD + GOOD[:2] + list(BAD))
+    cfg = IngestConfig(source=str(source))
+    clean = StorageConfig(root=str(tmp_path / "clean"))
+    run_ingest(spark, cfg, clean, now=NOW)
+    crashed = StorageConfig(root=str(tmp_path / "crashed"))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(write if crash_in == "_write_interactions" else runner, crash_in, crash)
+        with pytest.raises(RuntimeError, match="killed"):
+            run_ingest(spark, cfg, crashed, now=NOW)
+    report = run_ingest(spark, cfg, crashed, now=NOW)
+    # the crash before the logs left the events stored: the rerun finds them present
+    stored_before = 6 if crash_in == "_write_logs" else 0
+    assert (report.rows_inserted, report.duplicates_existing) == (6 - stored_before, stored_before)
+    assert report.reconciled
+    got, want = _snapshot(spark, crashed), _snapshot(spark, clean)
+    del got["version"], want["version"]
+    assert got == want
+
+
+def test_same_events_under_another_file_name_add_nothing(spark, tmp_path):
+    source = tmp_path / "logs"
+    _write(source / "a.csv", GOOD)
+    cfg = IngestConfig(source=str(source))
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    run_ingest(spark, cfg, storage, now=NOW)
+    _write(source / "b.csv", GOOD[::-1])
+    report = run_ingest(spark, cfg, storage, now=NOW)
+    assert (report.rows_read, report.rows_inserted, report.duplicates_existing) == (6, 0, 6)
+    assert report.reconciled and _snapshot(spark, storage)["interactions"] == 6
+
+
+def test_file_names_that_need_uri_escaping_are_counted_per_file(spark, tmp_path):
+    source = tmp_path / "raw logs"
+    _write(source / "day #1.csv", GOOD[:3] + list(BAD)[:1])
+    _write(source / "day 100%.csv", GOOD[3:])
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    report = run_ingest(spark, IngestConfig(source=str(source)), storage, now=NOW)
+    assert report.reconciled and (report.rows_read, report.rows_inserted) == (7, 6)
+    per_file = {Path(o.file.path).name: (o.rows_read, o.rows_quarantined) for o in report.files}
+    assert per_file == {"day #1.csv": (4, 1), "day 100%.csv": (3, 0)}
+    read = lambda name: spark.read.format("delta").load(storage.table(name))  # noqa: E731
+    listed = {o.file.path for o in report.files}
+    stored = {r[0] for r in read(tables.INTERACTIONS).select(C.SOURCE_FILE).distinct().collect()}
+    assert stored == listed
+    [quarantined] = read(tables.QUARANTINE).collect()
+    assert Path(quarantined[C.SOURCE_FILE]).name == "day #1.csv"
+
+
+def test_batch_of_only_invalid_rows_writes_quarantine_only(spark, tmp_path):
+    path = _write(tmp_path / "bad.csv", list(BAD))
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    cfg = IngestConfig(source=str(path))
+    report = run_ingest(spark, cfg, storage, now=NOW)
+    assert (report.rows_read, report.rows_inserted, report.rows_quarantined) == (11, 0, 11)
+    assert report.reconciled
+    refreshed = run_ingest(spark, cfg, storage, full_refresh=True, now=NOW)
+    assert (refreshed.rows_inserted, refreshed.rows_quarantined) == (0, 11)
+    assert refreshed.reconciled
+
+
+def test_deduplicate_keeps_one_row_per_key_from_the_first_file_by_name(spark):
+    from chispa import assert_df_equality
+
+    from recsys_spark.ingest.dedup import deduplicate_events, drop_repeats, first_copies
+
+    schema = "event_id string, event_date date, user_id string, source_file string, _row_id long"
+    d1, d2 = datetime(2026, 1, 5).date(), datetime(2026, 1, 6).date()
+    events = spark.createDataFrame(
+        [
+            ("k1", d1, "u1", "b.csv", 0),
+            ("k1", d1, "u1", "a.csv", 5),
+            ("k1", d1, "u1", "a.csv", 3),
+            ("k2", d1, "u2", "b.csv", 1),
+            ("k3", d2, None, "c.csv", 2),
+            ("k3", d2, None, "c.csv", 4),
+            ("k4", d2, "u4", "c.csv", 6),
+            ("k4", d1, "u4", "c.csv", 7),  # same id on another date: another key
+        ],
+        schema,
+    )
+    expected = spark.createDataFrame(
+        [
+            ("k1", d1, "u1", "a.csv", 3),
+            ("k2", d1, "u2", "b.csv", 1),
+            ("k3", d2, None, "c.csv", 2),
+            ("k4", d2, "u4", "c.csv", 6),
+            ("k4", d1, "u4", "c.csv", 7),
+        ],
+        schema,
+    )
+    # rows stay in their input partitions, so their order is not part of the contract
+    assert_df_equality(deduplicate_events(events), expected, ignore_row_order=True)
+    assert deduplicate_events(events.limit(0)).count() == 0
+    # unique keys whose hashes collide with repeated ones keep their single row
+    every_hash = events.select(F.xxhash64(C.EVENT_ID).alias("_hash")).distinct()
+    first = first_copies(events, every_hash)
+    assert_df_equality(drop_repeats(events, first), expected, ignore_row_order=True)
 
 
 def test_unreadable_file_is_recorded_and_the_others_still_load(spark, tmp_path):

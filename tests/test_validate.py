@@ -8,7 +8,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys_spark import columns as C
-from recsys_spark.ingest.validate import parse_timestamp, standardize_raw, validate_events
+from recsys_spark.ingest.validate import (
+    as_number,
+    parse_timestamp,
+    standardize_raw,
+    validate_events,
+)
 
 WEIGHTS = {"view": 1.0, "click": 2.0, "purchase": 8.0}
 MIN_TS = datetime(1995, 1, 1, tzinfo=UTC)
@@ -136,6 +141,18 @@ def test_valid_rows_are_typed_and_invalid_rows_keep_raw(spark):
 def test_parse_timestamp(spark, fmt, raw, expected):
     frame = spark.createDataFrame([(raw,)], "t string")
     assert frame.select(parse_timestamp(F.col("t"), fmt)).first()[0] == expected
+
+
+def test_as_number_agrees_with_try_cast_on_every_kind_of_text(spark):
+    texts = ["1.5", "-3", "+7", "1e3", "2.5E-2", ".5", "NaN", "Infinity", "-inf", "1d"]
+    texts += ["2026-01-05T10:00:00Z", "2026-01-05", "12:30", "abc", "", None]
+    frame = spark.createDataFrame([(t,) for t in texts], "t string")
+    got = frame.select(
+        as_number(F.col("t")).alias("guarded"), F.col("t").try_cast("double").alias("cast")
+    ).collect()
+    # NaN != NaN, so compare the text of each pair
+    assert [str(r["guarded"]) for r in got] == [str(r["cast"]) for r in got]
+    assert got[0]["guarded"] == 1.5 and got[10]["guarded"] is None
 
 
 def test_equal_events_share_a_key_and_any_difference_changes_it(spark):

@@ -16,7 +16,7 @@ def assign_new_indices(ids: DataFrame, index: DataFrame, *, id_col: str, idx_col
     Parameters
     ----------
     ids
-        Frame with a string column `id_col` (repeats allowed).
+        Frame with a string column `id_col` (repeats allowed; nulls get no index).
     index
         The existing index: `id_col` (string), `idx_col` (int), possibly empty.
 
@@ -26,7 +26,12 @@ def assign_new_indices(ids: DataFrame, index: DataFrame, *, id_col: str, idx_col
         `id_col`, `idx_col` for the new ids only, numbered from max(existing) + 1 upwards
         in `id_col` order.
     """
-    new_ids = ids.select(id_col).distinct().join(index.select(id_col), on=id_col, how="left_anti")
+    new_ids = (
+        ids.select(id_col)
+        .filter(F.col(id_col).isNotNull())
+        .distinct()
+        .join(index.select(id_col), on=id_col, how="left_anti")
+    )
     start = index.agg(F.coalesce(F.max(idx_col), F.lit(-1)).alias("_start"))
     # A dense global numbering needs one ordered pass over the new ids. Only a first load
     # has many (a million ids sort in seconds on one core); nightly batches add few.

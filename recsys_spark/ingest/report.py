@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from recsys_spark.io.files import SourceFile
 
@@ -20,6 +21,7 @@ class FileOutcome:
     rows_read: int = 0
     rows_quarantined: int = 0
     error: str | None = None
+    event_dates: tuple[date, ...] = ()  # dates of the file's valid events, sorted
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,16 @@ class IngestReport:
     new_items: int = 0
     interactions_version: int | None = None
     problems: tuple[str, ...] = field(default=())
+
+    @property
+    def event_dates(self) -> tuple[date, ...]:
+        """Every date holding a valid event of the batch, sorted."""
+        return tuple(sorted({d for f in self.files for d in f.event_dates}))
+
+    @property
+    def rows_valid(self) -> int:
+        """Rows that passed validation, by the read pass's own count."""
+        return self.rows_read - sum(f.rows_quarantined for f in self.files)
 
     @property
     def files_failed(self) -> int:

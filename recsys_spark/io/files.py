@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -88,7 +89,8 @@ def read_raw_logs(
     DataFrame
         `raw_columns` as strings, `_malformed` (the row did not parse: wrong number of
         fields, broken JSON), `raw` (the row's original text: the broken line for rows
-        that did not parse, else its fields as JSON) and `source_file`.
+        that did not parse, else its fields as JSON) and `source_file` (spelt as in
+        `paths`).
     """
     if fmt == "csv":
         names = file_columns or raw_columns
@@ -125,8 +127,26 @@ def read_raw_logs(
         *[F.col(f"`{c}`") for c in raw_columns],
         F.col(C.CORRUPT_RECORD).isNotNull().alias(C.MALFORMED),
         _raw_text(raw_columns).alias(C.RAW),
-        F.col("_metadata.file_path").alias(C.SOURCE_FILE),
+        _source_file(spark, paths).alias(C.SOURCE_FILE),
     )
+
+
+def _source_file(spark: SparkSession, paths: list[str]) -> Column:
+    """Each row's file, spelt as in `paths` (as `list_source_files` spells them).
+
+    Spark's `_metadata.file_path` is URI-encoded (a space reads `%20`): it is mapped back.
+    A single file needs no per-row lookup at all, which is also cheaper.
+    """
+    if len(paths) == 1:
+        return F.lit(paths[0])
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    encoded = {str(jvm.org.apache.hadoop.fs.Path(p).toUri().toString()): p for p in paths}
+    renamed = {uri: path for uri, path in encoded.items() if uri != path}
+    path = F.col("_metadata.file_path")
+    if not renamed:
+        return path
+    spelling = F.create_map(*chain.from_iterable((F.lit(k), F.lit(v)) for k, v in renamed.items()))
+    return F.coalesce(F.try_element_at(spelling, path), path)
 
 
 def _raw_text(raw_columns: list[str]) -> Column:

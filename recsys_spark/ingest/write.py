@@ -1,0 +1,265 @@
+"""The writes of one ingest batch: quarantine, user and item indices, interactions.
+
+Each table gets one Delta commit, idempotent for the batch: quarantine rows of the batch
+are replaced, index and interaction rows are inserted only for keys not stored yet. Every
+count that reconciles the batch comes from the write itself (Delta's commit metrics, or
+rows counted as they flow into the write), never from a second read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from recsys_spark import columns as C
+from recsys_spark import tables
+from recsys_spark.config import StorageConfig
+from recsys_spark.ingest import schemas
+from recsys_spark.ingest.dedup import drop_repeats, first_copies, repeated_key_hashes
+from recsys_spark.ingest.index import assign_new_indices
+from recsys_spark.ingest.report import IngestReport
+from recsys_spark.io import delta
+from recsys_spark.logs import get_logger, stage
+
+log = get_logger(__name__)
+
+# Settings of the interactions writes. Delta keeps min/max statistics of these columns
+# only (it defaults to the first 32; applies to a new table): the ones that readers filter
+# on. Statistics and Parquet dictionaries of near-unique columns (event_id, event_ts)
+# save nothing and cost more to build than the rest of the write.
+WRITE_SETTINGS = {
+    "spark.databricks.delta.properties.defaults.dataSkippingStatsColumns": ",".join(
+        (C.EVENT_TS, C.USER_IDX, C.ITEM_IDX, C.BATCH_ID, C.INGESTED_AT)
+    ),
+    f"parquet.enable.dictionary#{C.EVENT_ID}": "false",
+    f"parquet.enable.dictionary#{C.EVENT_TS}": "false",
+}
+
+
+def write_batch(
+    spark: SparkSession,
+    storage: StorageConfig,
+    validated: DataFrame | None,
+    report: IngestReport,
+    now: datetime,
+    full_refresh: bool,
+) -> IngestReport:
+    """Write the quarantine rows, then the valid events, of a validated batch.
+
+    `validated` is the persisted output of `read_validated` (None when no file could be
+    read). Returns `report` with the written counts and any reconciliation problems.
+    """
+    report = _write_quarantine(spark, storage, validated, report, now, full_refresh)
+    if validated is None:
+        return report
+    valid = validated.filter(F.col(C.REASON).isNull())
+    with stage(log, "update user and item indices"):
+        new_users = _update_index(
+            spark, storage, valid, tables.USER_INDEX, C.USER_ID, C.USER_IDX, report.batch_id
+        )
+        new_items = _update_index(
+            spark, storage, valid, tables.ITEM_INDEX, C.ITEM_ID, C.ITEM_IDX, report.batch_id
+        )
+    report = replace(report, new_users=new_users, new_items=new_items)
+    return _write_interactions(spark, storage, valid, report, now, full_refresh)
+
+
+def _write_quarantine(
+    spark: SparkSession,
+    storage: StorageConfig,
+    validated: DataFrame | None,
+    report: IngestReport,
+    now: datetime,
+    full_refresh: bool,
+) -> IngestReport:
+    failed_rows = [
+        (report.batch_id, o.file.path, "unreadable_file", o.error, now)
+        for o in report.files
+        if o.status == "failed"
+    ]
+    quarantine = spark.createDataFrame(failed_rows, schemas.QUARANTINE)
+    if validated is not None:
+        bad = validated.filter(F.col(C.REASON).isNotNull()).select(
+            F.lit(report.batch_id).alias(C.BATCH_ID),
+            C.SOURCE_FILE,
+            C.REASON,
+            C.RAW,
+            F.lit(now).alias(C.QUARANTINED_AT),
+        )
+        quarantine = bad.unionByName(quarantine)
+    path = storage.table(tables.QUARANTINE)
+    with stage(log, "write quarantine"):
+        if full_refresh:
+            metrics = delta.overwrite(quarantine, path)
+        else:
+            metrics = delta.replace_where(quarantine, path, f"{C.BATCH_ID} = '{report.batch_id}'")
+    # Delta's count of the rows it wrote: what is stored, not what we meant to store.
+    quarantined = metrics.get("numOutputRows", 0) - len(failed_rows)
+    expected = sum(o.rows_quarantined for o in report.files)
+    problems = list(report.problems)
+    if quarantined != expected:
+        problems.append(f"{expected} invalid rows but {quarantined} written to quarantine")
+    return replace(report, rows_quarantined=quarantined, problems=tuple(problems))
+
+
+def _update_index(
+    spark: SparkSession,
+    storage: StorageConfig,
+    events: DataFrame,
+    table: str,
+    id_col: str,
+    idx_col: str,
+    batch_id: str | None,
+) -> int:
+    """Number the new ids of `events` into the index table; returns how many were added."""
+    path = storage.table(table)
+    schema = schemas.index_schema(id_col, idx_col)
+    exists = delta.table_exists(spark, path)
+    existing = delta.read_table(spark, path) if exists else spark.createDataFrame([], schema)
+    new = assign_new_indices(events, existing, id_col=id_col, idx_col=idx_col).select(
+        id_col, idx_col, F.lit(batch_id).alias(C.BATCH_ID)
+    )
+    if not exists:  # a first batch creates the table with its rows: one commit
+        return delta.append(new, path).get("numOutputRows", 0)
+    # MERGE rather than append: ids that a crashed run already stored are not added twice.
+    return delta.insert_new(spark, new, path, key_columns=(id_col,)).get("numTargetRowsInserted", 0)
+
+
+def _write_interactions(
+    spark: SparkSession,
+    storage: StorageConfig,
+    valid: DataFrame,
+    report: IngestReport,
+    now: datetime,
+    full_refresh: bool,
+) -> IngestReport:
+    path = storage.table(tables.INTERACTIONS)
+    written = report.rows_valid > 0 or full_refresh
+    # Persisted and counted, each before the next is planned (a plan is fixed when it is
+    # persisted), so that Spark knows how small they are and broadcasts them: the batch
+    # itself is then never shuffled.
+    hashes = repeated_key_hashes(valid).persist()
+    first = None
+    try:
+        with stage(log, "find repeated events"):
+            hashes.count()
+            first = first_copies(valid, hashes).persist()
+            log.info("%d events repeat within the batch", first.count())
+        events, distinct_rows, joined_rows = _indexed_events(
+            spark, storage, drop_repeats(valid, first), report, now
+        )
+        with stage(log, f"write {report.rows_valid} valid rows into interactions"):
+            metrics, inserted_key = _write_events(
+                spark, events, path, report, written, full_refresh
+            )
+    finally:
+        if first is not None:
+            first.unpersist()
+        hashes.unpersist()
+    inserted = metrics.get(inserted_key, 0)
+    distinct = _observed_rows(distinct_rows) if written and report.rows_valid else 0
+    joined = _observed_rows(joined_rows) if distinct else 0
+    # Delta's own count of the rows it took in, where the write reports one.
+    written_count = metrics.get("numSourceRows" if "numSourceRows" in metrics else inserted_key)
+    problems = list(report.problems)
+    if joined != distinct:
+        problems.append(
+            f"{distinct} distinct valid events but {joined} found their user and item index"
+        )
+    if written_count is not None and written_count != joined:
+        problems.append(f"{joined} events to write but the write saw {written_count}")
+    return replace(
+        report,
+        problems=tuple(problems),
+        rows_inserted=inserted,
+        duplicates_existing=joined - inserted,
+        duplicates_in_batch=report.rows_valid - distinct,
+        interactions_version=delta.table_version(spark, path),
+    )
+
+
+def _indexed_events(
+    spark: SparkSession,
+    storage: StorageConfig,
+    distinct: DataFrame,
+    report: IngestReport,
+    now: datetime,
+) -> tuple[DataFrame, Observation, Observation]:
+    """The interactions rows of the batch, and observations counting them on the way.
+
+    Rows are counted after the deduplication and after the index joins: an id missing
+    from an index would lose its row there, and the reconciliation must see that.
+    """
+    users = delta.read_table(spark, storage.table(tables.USER_INDEX)).select(C.USER_ID, C.USER_IDX)
+    items = delta.read_table(spark, storage.table(tables.ITEM_INDEX)).select(C.ITEM_ID, C.ITEM_IDX)
+    distinct_rows, joined_rows = Observation(), Observation()
+    events = (
+        distinct.observe(distinct_rows, F.count(F.lit(1)).alias("rows"))
+        .join(users, on=C.USER_ID, how="inner")
+        .join(items, on=C.ITEM_ID, how="inner")
+        .select(
+            *schemas.INTERACTIONS.fieldNames()[:-2],
+            F.lit(report.batch_id).alias(C.BATCH_ID),
+            F.lit(now).alias(C.INGESTED_AT),
+        )
+        .observe(joined_rows, F.count(F.lit(1)).alias("rows"))
+    )
+    return events, distinct_rows, joined_rows
+
+
+def _write_events(
+    spark: SparkSession,
+    events: DataFrame,
+    path: str,
+    report: IngestReport,
+    written: bool,
+    full_refresh: bool,
+) -> tuple[dict[str, int], str]:
+    """Write the batch's events; returns the commit metrics and the inserted-rows key."""
+    by_date = (C.EVENT_DATE,)
+    if not written:
+        return {}, ""
+    with delta.session_conf(spark, WRITE_SETTINGS):
+        if full_refresh:
+            return delta.overwrite(events, path, by_date), "numOutputRows"
+        if not delta.table_exists(spark, path):
+            # Nothing stored yet, so nothing to deduplicate against: a plain partitioned
+            # write, which also creates the table, in one commit.
+            return delta.append(events, path, by_date), "numOutputRows"
+        merged = _merge_interactions(spark, events, path, report.event_dates)
+        return merged, "numTargetRowsInserted"
+
+
+def _observed_rows(observation: Observation) -> int:
+    """The row count of an observation whose query has run.
+
+    When Spark optimises away the part of a plan holding the observation (an empty join
+    side or shuffle), the query completes it with no metrics at all: no row went by.
+    """
+    try:
+        return int(observation.get["rows"])
+    except Exception:  # noqa: BLE001 - PySpark cannot convert the empty metrics row
+        return 0
+
+
+def _merge_interactions(
+    spark: SparkSession, events: DataFrame, path: str, dates: tuple[date, ...]
+) -> dict[str, int]:
+    """Insert the batch's new events; the MERGE reads only the partitions of its dates.
+
+    Listing every batch date (not only those already stored) keeps a concurrent writer's
+    rows in any of them inside the MERGE's conflict check. Without dates (rows from paths
+    the listing spelt differently) the MERGE reads the whole table.
+    """
+    literals = ", ".join(f"DATE'{d.isoformat()}'" for d in dates)
+    return delta.insert_new(
+        spark,
+        events,
+        path,
+        (C.EVENT_DATE, C.EVENT_ID),
+        source_is_cached=True,
+        target_filter=f"t.`{C.EVENT_DATE}` IN ({literals})" if dates else None,
+    )
