@@ -88,7 +88,7 @@ def run(spark: SparkSession, cfg: AppConfig, *, run_id: str | None = None) -> Si
     popular = popular_items(events, window_days=cfg.recommend.popularity_window_days).cache()
     rec_rows: dict[str, int] = {}
     served: dict[str, dict[str, int]] = {}
-    recs_path = cfg.storage.table(tables.RECOMMENDATIONS)
+    recs_path = cfg.storage.table(tables.MODEL_RECOMMENDATIONS)
     for measure in sim_cfg.measures:
         with stage(log, f"item-based top-{sim_cfg.top_n} ({measure}, {sim_cfg.neighbourhood})"):
             recs = item_based_lists(

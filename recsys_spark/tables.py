@@ -10,7 +10,6 @@ INGEST_LOG = "ingest_log"
 INGEST_BATCHES = "ingest_batches"
 # Every model's newest top-N lists, written by the model jobs (similarity, train_als).
 MODEL_RECOMMENDATIONS = "model_recommendations"
-RECOMMENDATIONS = MODEL_RECOMMENDATIONS  # old name of MODEL_RECOMMENDATIONS, for callers not yet moved
 # Published by jobs/nightly.py: the champion's lists, partitioned by run date ...
 PUBLISHED_RECOMMENDATIONS = "recommendations"
 # ... and the lists of the newest published run date, what serving reads.

@@ -257,7 +257,7 @@ def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: 
     np.fill_diagonal(sim, 0)
     item_ids = sorted(items, key=items.get)
     expected = _reference_top_n(weights, sim, item_ids, sorted(users, key=users.get), 2)
-    recs = delta.read_table(spark, cfg.storage.table(tables.RECOMMENDATIONS))
+    recs = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
     assert {(r[0], r[1]) for r in recs.select(C.MODEL, C.RUN_ID).distinct().collect()} == {
         ("item_cosine", "r1")
     }

@@ -71,7 +71,7 @@ def test_evaluate_job_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
         F.lit("model").alias("source"),
         F.lit("r1").alias("run_id"),
     )
-    recs_path = job.holdout_storage(cfg.storage).table(tables.RECOMMENDATIONS)
+    recs_path = job.holdout_storage(cfg.storage).table(tables.MODEL_RECOMMENDATIONS)
     write_recommendations(recs, recs_path, "oracle")
 
     doc = job.run(spark, cfg, run_id="run-1")
