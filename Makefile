@@ -100,7 +100,7 @@ bench-als: setup ## ALS fit (Java vs native BLAS) and top-10 for all users vs Sp
 bench-quality: setup ## every model on MovieLens-100K (BASELINES.md protocol) beside the published rows
 	$(PY) benchmarks/bench_quality.py $(BENCH_ARGS)
 
-bench-evaluate: setup ## all evaluation metrics for top-10 lists of 50K users vs a 500K-row test split
+bench-evaluate: setup ## every evaluation metric, 50K users' top-10 vs a 500K-row test split, against the ALS top-N step
 	$(PY) benchmarks/bench_evaluate.py $(BENCH_ARGS)
 
 evaluate: setup ## score every model's lists and the most-popular baseline; metrics.json + report.html
