@@ -22,7 +22,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     cfg = SparkConfig(
         app_name="recsys-spark-tests",
         master="local[2]",
-        driver_memory="2g",
+        driver_memory="4g",  # a long session: the broadcasts of ~220 tests add up
         shuffle_partitions=2,
         log_level="ERROR",
         ui_enabled=False,
