@@ -80,6 +80,15 @@ def item_model(measure: str) -> str:
     return similarity_job.model_name(measure)
 
 
+def champion_measure(champion: str, hybrid_measure: str) -> str | None:
+    """The similarity measure the champion's final lists need; None for ALS alone."""
+    if champion == HYBRID:
+        return hybrid_measure
+    if champion == ALS:
+        return None
+    return champion.removeprefix("item_")
+
+
 def report_config(cfg: AppConfig, run_date: date) -> AppConfig:
     """`cfg` whose evaluation report folder is the night's: `<nightly.report_dir>/<date>`."""
     folder = f"{cfg.nightly.report_dir}/{run_date}"
@@ -369,9 +378,10 @@ class Night:
 
     def _final_lists(self) -> DataFrame:
         nc, n, champion = self.cfg.nightly, self.cfg.recommend.top_n, self.champion
-        measure = nc.hybrid_measure if champion == HYBRID else champion.removeprefix("item_")
+        measure = champion_measure(champion, nc.hybrid_measure)
         depth = nc.candidate_depth if champion == HYBRID else n
-        cfg = self._model_config(self.storage, self.als, depth=depth, measures=(measure,))
+        measures = (measure,) if measure else None
+        cfg = self._model_config(self.storage, self.als, depth=depth, measures=measures)
         if champion != ALS:
             similarity_job.run(self.spark, cfg, run_id=self.run_id)
         if champion in (ALS, HYBRID):

@@ -8,15 +8,17 @@ import subprocess
 import sys
 from datetime import date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from jobs import nightly_stages
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.config import StorageConfig
+from recsys_spark.config import StorageConfig, load_config
 from recsys_spark.io import delta
 from recsys_spark.pipeline import schedule
 from recsys_spark.pipeline.champion import choose_champion, metric_cutoff, tune_blend_weight
@@ -305,3 +307,22 @@ def test_publish_refuses_two_models(spark: SparkSession, tmp_path: Path) -> None
     with pytest.raises(ValueError, match="one model"):
         publish(spark, mixed, storage, run_date=date(2026, 3, 1), run_id="x", metric="m", value=0.1)
     assert not delta.table_exists(spark, storage.table(tables.PUBLISHED_RECOMMENDATIONS))
+
+
+# ---------------------------------------------------------------- final models
+
+
+@pytest.mark.parametrize("champion", ["als", "hybrid", "item_jaccard", "item_llr"])
+def test_final_models_config_is_valid_for_every_champion(champion: str) -> None:
+    # An ALS champion once asked the similarity config for a measure named "als".
+    cfg = load_config(Path(__file__).resolve().parents[1] / "conf" / "local.yml", [])
+    measure = nightly_stages.champion_measure(champion, cfg.nightly.hybrid_measure)
+    night = SimpleNamespace(cfg=cfg)  # _model_config reads nothing else
+    final = nightly_stages.Night._model_config(
+        night, cfg.storage, cfg.als, depth=10, measures=(measure,) if measure else None
+    )
+    expected = {"als": None, "hybrid": cfg.nightly.hybrid_measure, "item_jaccard": "jaccard"}
+    assert measure == expected.get(champion, "llr")
+    if measure:
+        assert final.similarity.measures == (measure,)
+    assert final.similarity.top_n == final.recommend.top_n == 10
