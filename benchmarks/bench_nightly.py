@@ -8,7 +8,8 @@ peak memory is that night's alone). The night runs as `make nightly` does, with 
 default config (local mode, `conf/local.yml`) except: tracking off (no SQLite writes in
 the timings), and ALS tuning off (`nightly.tune_every_days=0`): the figure is a regular
 night, not the weekly tuning night. Growth is judged on seconds per event between the
-smallest and the largest size (target: at most 1.3x, no worse than linear).
+smallest and the largest size (target: at most 1.3x, no worse than linear). Each night's
+log (every stage and sub-step with its duration) goes beside the JSON: nightly-<events>.log.
 """
 
 from __future__ import annotations
@@ -104,12 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--driver-memory", args.driver_memory]
         for item in args.extra:
             cmd += ["--set", item]
+        log_path = Path(args.out).with_name(f"nightly-{events}.log")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"night of {events} events: log in {log_path}", flush=True)
         try:
-            child = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT)
+            with log_path.open("w") as log_file:
+                child = subprocess.run(
+                    cmd, check=False, stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=ROOT
+                )
         finally:
             shutil.rmtree(lake, ignore_errors=True)
         if child.returncode != 0:
-            print(child.stderr[-4000:], file=sys.stderr)
+            print(log_path.read_text()[-4000:], file=sys.stderr)
             return child.returncode
         result = json.loads(child.stdout.strip().splitlines()[-1])
         result["events"] = events

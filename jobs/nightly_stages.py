@@ -169,7 +169,8 @@ class Night:
             check_holdout(m, self.run_date, self.cut)
 
     def holdout_models(self) -> None:
-        """Every model fitted on the holdout's training side, lists `candidate_depth` deep."""
+        """Every model fitted on the holdout's training side, lists `candidate_depth` deep
+        for the holdout's users."""
         with self.tracker.stage("holdout_models") as m:
             last = schedule.last_best(
                 self.spark,
@@ -188,8 +189,11 @@ class Night:
                 origin,
             )
             cfg = self._model_config(self.holdout, als, depth=self.cfg.nightly.candidate_depth)
-            similarity_job.run(self.spark, cfg, run_id=self.run_id)
-            als_run = train_als_job.run(self.spark, cfg)
+            # Lists only for the users that validation and test score: the others' lists
+            # would never be read.
+            held_users = self._read(self.storage.table(HOLDOUT_PAIRS)).select(C.USER_ID).distinct()
+            similarity_job.run(self.spark, cfg, run_id=self.run_id, serve=held_users)
+            als_run = train_als_job.run(self.spark, cfg, serve=held_users)
             fitted = als_run.params
             if tuned:
                 best = schedule.BestParams(
@@ -271,8 +275,8 @@ class Night:
             users = test.select(C.USER_ID).distinct()
             lists = {BASELINE_MODEL: most_popular_lists(train, users, n=depth)}
             lists.update(
-                {
-                    name: rows.filter(F.col(C.RANK) <= depth)
+                {  # the test users' lists: coverage and diversity over the same users
+                    name: rows.filter(F.col(C.RANK) <= depth).join(users, C.USER_ID, "left_semi")
                     for name, rows in self.holdout_lists(with_hybrid=True).items()
                 }
             )

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
@@ -54,8 +54,18 @@ def model_name(measure: str) -> str:
     return f"item_{measure}"
 
 
-def run(spark: SparkSession, cfg: AppConfig, *, run_id: str | None = None) -> SimilarityReport:
-    """Compute similarities, item-based recommendations and similar items; write them."""
+def run(
+    spark: SparkSession,
+    cfg: AppConfig,
+    *,
+    run_id: str | None = None,
+    serve: DataFrame | None = None,
+) -> SimilarityReport:
+    """Compute similarities, item-based recommendations and similar items; write them.
+
+    `serve` (`user_id`) limits the recommendations to those users (the nightly's holdout
+    users); default: every user of the interactions table. Similarities use everyone.
+    """
     sim_cfg = cfg.similarity
     run_id = run_id or f"similarity-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     source = cfg.storage.table(tables.INTERACTIONS)
@@ -89,16 +99,20 @@ def run(spark: SparkSession, cfg: AppConfig, *, run_id: str | None = None) -> Si
     rec_rows: dict[str, int] = {}
     served: dict[str, dict[str, int]] = {}
     recs_path = cfg.storage.table(tables.MODEL_RECOMMENDATIONS)
+    users = interactions.select(C.USER_ID) if serve is None else serve.select(C.USER_ID)
+    histories = (
+        affinity.join(users, on=C.USER_ID, how="left_semi") if serve is not None else affinity
+    )
     for measure in sim_cfg.measures:
         with stage(log, f"item-based top-{sim_cfg.top_n} ({measure}, {sim_cfg.neighbourhood})"):
             recs = item_based_lists(
-                affinity,
+                histories,
                 sims,
                 popular,
                 measure=measure,
                 top_n=sim_cfg.top_n,
                 neighbourhood=sim_cfg.neighbourhood,
-                users=interactions.select(C.USER_ID),
+                users=users,
                 seen=interactions.select(C.USER_ID, C.ITEM_ID),
             ).select(
                 C.USER_ID,

@@ -82,8 +82,12 @@ def _read_input(spark: SparkSession, cfg: AppConfig, name: str) -> DataFrame:
     return delta.read_table(spark, path)
 
 
-def run(spark: SparkSession, cfg: AppConfig) -> AlsRunReport:
-    """Tune (optionally), fit, write factors and the `als` recommendations of every user."""
+def run(spark: SparkSession, cfg: AppConfig, *, serve: DataFrame | None = None) -> AlsRunReport:
+    """Tune (optionally), fit, write factors and the `als` recommendations.
+
+    `serve` (`user_id`) limits the lists to those users (the nightly's holdout users);
+    default: every user of the interactions table.
+    """
     interactions = _read_input(spark, cfg, tables.INTERACTIONS)
     spark.sparkContext.setCheckpointDir(f"{cfg.storage.root_uri}/_checkpoints/als")
     with ExitStack() as stack:
@@ -99,12 +103,17 @@ def run(spark: SparkSession, cfg: AppConfig) -> AlsRunReport:
             run_id = stack.enter_context(run).info.run_id
         else:
             run_id = uuid.uuid4().hex
-        report = _train_and_recommend(spark, cfg, interactions, run_id, mlflow)
+        report = _train_and_recommend(spark, cfg, interactions, run_id, mlflow, serve)
     return report
 
 
 def _train_and_recommend(
-    spark: SparkSession, cfg: AppConfig, interactions: DataFrame, run_id: str, mlflow: Any
+    spark: SparkSession,
+    cfg: AppConfig,
+    interactions: DataFrame,
+    run_id: str,
+    mlflow: Any,
+    serve: DataFrame | None,
 ) -> AlsRunReport:
     affinity = user_item_affinity(
         interactions, half_life_days=cfg.als.half_life_days, window_days=cfg.als.window_days
@@ -157,8 +166,9 @@ def _train_and_recommend(
             mlflow.log_artifacts(f"{tmp}/als_model", "als_model")
     ratings.unpersist()
 
-    with stage(log, f"top-{cfg.recommend.top_n} for every user"):
-        recs = _recommend(spark, cfg, interactions, affinity, run_id, uf_path, if_path)
+    who = "every user" if serve is None else "the users to serve"
+    with stage(log, f"top-{cfg.recommend.top_n} for {who}"):
+        recs = _recommend(spark, cfg, interactions, affinity, run_id, uf_path, if_path, serve)
         rec_path = cfg.storage.table(tables.MODEL_RECOMMENDATIONS)
         write_recommendations(recs, rec_path, MODEL_NAME)
     affinity.unpersist()
@@ -178,19 +188,24 @@ def _recommend(
     run_id: str,
     uf_path: str,
     if_path: str,
+    serve: DataFrame | None,
 ) -> DataFrame:
     n = cfg.recommend.top_n
     # Served by the model: users with factors and at least min_interactions distinct items.
     history = affinity.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n_items"))
     enough = history.filter(F.col("_n_items") >= cfg.recommend.min_interactions)
     served = delta.read_table(spark, uf_path).join(enough, on=C.USER_IDX, how="left_semi")
+    users = interactions.select(C.USER_ID)
+    if serve is not None:
+        users = serve.select(C.USER_ID)
+        served = served.join(users, on=C.USER_ID, how="left_semi")
     seen_idx = interactions.select(C.USER_IDX, C.ITEM_IDX)
     model_recs = recommend_for_all_users(served, delta.read_table(spark, if_path), seen_idx, n=n)
     events = interactions.select(C.USER_ID, C.ITEM_ID, F.col(C.EVENT_TS).alias(C.LAST_TS))
     popular = popular_items(events, window_days=cfg.recommend.popularity_window_days)
     recs = recommend_with_fallback(
         model_recs,
-        interactions.select(C.USER_ID),
+        users,
         interactions.select(C.USER_ID, C.ITEM_ID),
         popular,
         n=n,

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.popularity import recommend_popular
+from recsys_spark.popularity import POP_RANK, popularity_ranks, unseen_ranks
 
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
@@ -54,32 +54,63 @@ def recommend_with_fallback(
     # Lists that already carry a `source` (a blend of fallback-completed lists) keep it.
     source = F.col(C.SOURCE) if C.SOURCE in model_recs.columns else F.lit(SOURCE_MODEL)
     model = model_recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, source.alias(C.SOURCE))
-    counts = model.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias(_N_MODEL))
-    short = (
-        users.select(C.USER_ID)
-        .unionByName(model.select(C.USER_ID))
+    ranked = popularity_ranks(popular)
+    no_rec = F.lit(None).cast(model.select(F.struct(*model.columns)).schema[0].dataType)
+    no_rank = F.lit(None).cast("int")
+    # One shuffle by user brings each user's model rows, seen items and the user together:
+    # the model's lists are computed once (they can be the costly part), and what a
+    # user's filler must skip (seen or already listed) is known per user.
+    # `_serve`: the row names a user to serve (a model row or a user); seen rows do not.
+    rows = (
+        model.join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="left")
+        .select(
+            C.USER_ID, F.struct(*model.columns).alias("_rec"), POP_RANK, F.lit(True).alias("_serve")
+        )
+        .unionByName(
+            seen.select(C.USER_ID, C.ITEM_ID)
+            .join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="inner")
+            .select(C.USER_ID, no_rec.alias("_rec"), POP_RANK, F.lit(False).alias("_serve"))
+        )
+        .unionByName(
+            users.select(
+                C.USER_ID,
+                no_rec.alias("_rec"),
+                no_rank.alias(POP_RANK),
+                F.lit(True).alias("_serve"),
+            )
+        )
         .filter(F.col(C.USER_ID).isNotNull())
-        .distinct()
-        .join(counts, on=C.USER_ID, how="left")
-        .select(C.USER_ID, F.coalesce(F.col(_N_MODEL), F.lit(0)).alias(_N_MODEL))
-        .filter(F.col(_N_MODEL) < n)
     )
-    excluded = (
-        seen.select(C.USER_ID, C.ITEM_ID)
-        .unionByName(model.select(C.USER_ID, C.ITEM_ID))
-        .join(short.select(C.USER_ID), on=C.USER_ID, how="left_semi")
-        .distinct()
+    per_user = (
+        rows.groupBy(C.USER_ID)
+        .agg(
+            F.collect_list("_rec").alias("_recs"),  # nulls are skipped
+            F.collect_set(POP_RANK).alias("_excluded"),
+            F.max("_serve").alias("_serve"),
+        )
+        .filter("_serve")
     )
-    # One scalar: how far down the popularity ranking a short user's list may reach.
-    max_excluded = excluded.groupBy(C.USER_ID).count().agg(F.max("count")).first()[0] or 0
+    listed = per_user.select(C.USER_ID, F.explode("_recs").alias("_rec")).select("_rec.*")
+    n_model = F.size("_recs")
     filler = (
-        recommend_popular(short, excluded, popular, n=n, max_seen=int(max_excluded))
-        .join(short, on=C.USER_ID, how="inner")
-        .withColumn(C.RANK, (F.col(C.RANK) + F.col(_N_MODEL)).cast("int"))
-        .filter(F.col(C.RANK) <= n)
-        .select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
+        per_user.select(
+            C.USER_ID,
+            n_model.alias(_N_MODEL),
+            F.posexplode(unseen_ranks(F.col("_excluded"), F.lit(n) - n_model)).alias(
+                "_pos", POP_RANK
+            ),
+        )
+        # Ranks past the end of the catalogue find no item: a short list.
+        .join(ranked, on=POP_RANK, how="inner")
+        .select(
+            C.USER_ID,
+            C.ITEM_ID,
+            (F.col(_N_MODEL) + F.col("_pos") + 1).cast("int").alias(C.RANK),
+            C.SCORE,
+            F.lit(SOURCE_POPULARITY).alias(C.SOURCE),
+        )
     )
-    return model.unionByName(filler.withColumn(C.SOURCE, F.lit(SOURCE_POPULARITY)))
+    return listed.unionByName(filler)
 
 
 def users_by_source(recs: DataFrame) -> dict[str, int]:

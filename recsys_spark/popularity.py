@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 
 SECONDS_PER_DAY = 86_400
+POP_RANK = "_pop_rank"  # an item's position in the popularity ranking
 
 
 def popular_items(
@@ -49,14 +50,32 @@ def popular_items(
     return counts.withColumn(C.RANK, order)
 
 
+def popularity_ranks(popular: DataFrame) -> DataFrame:
+    """`item_id`, `_pop_rank` (int), `score` of `popular_items` output."""
+    return popular.select(C.ITEM_ID, F.col(C.RANK).cast("int").alias(POP_RANK), C.SCORE)
+
+
+def unseen_ranks(excluded: Column, k: Column) -> Column:
+    """The `k` best popularity ranks not in the int array `excluded` (null: none).
+
+    With s ranks excluded, the `k` free ones lie within 1..k + s: one hashed array
+    difference and a sort of at most k + s integers per user, whatever the catalogue.
+    """
+    excluded = F.coalesce(excluded, F.array().cast("array<int>"))
+    candidates = F.sequence(F.lit(1), F.greatest(k, F.lit(1)) + F.size(excluded))
+    return F.slice(F.array_sort(F.array_except(candidates, excluded)), 1, F.greatest(k, F.lit(0)))
+
+
 def recommend_popular(
-    users: DataFrame, seen: DataFrame, popular: DataFrame, *, n: int, max_seen: int
+    users: DataFrame, seen: DataFrame, popular: DataFrame, *, n: int
 ) -> DataFrame:
     """Top-`n` popular items per user, skipping the items that user has seen.
 
-    Each user's list is the popularity ranking minus their own history, cut at `n`: one
-    array difference per user against the top `n + max_seen` items, so no user-by-item
-    cross product is built.
+    Works on popularity ranks, not item ids: a user who has seen s ranked items finds
+    their `n` unseen ones among ranks 1..n + s, so each list is one integer array
+    difference (`array_except`, hashed) against the user's own seen ranks, sorted and
+    cut at `n`. No user-by-item cross product, no scan of the catalogue per user, and no
+    pass over the data first to find the longest history.
 
     Parameters
     ----------
@@ -66,45 +85,36 @@ def recommend_popular(
         `user_id`, `item_id` pairs the users have already interacted with.
     popular
         Output of `popular_items`.
-    max_seen
-        The largest number of distinct items any of these users has seen; lists have `n`
-        items whenever the catalogue holds `n` unseen ones.
 
     Returns
     -------
     DataFrame
-        `user_id`, `item_id`, `rank` (1..n), `score` (the item's popularity).
+        `user_id`, `item_id`, `rank` (1..n), `score` (the item's popularity). Shorter
+        lists only when the catalogue holds fewer than `n` unseen items.
     """
     if n <= 0:
         raise ValueError(f"n must be positive; got {n}")
-    top = popular.filter(F.col(C.RANK) <= n + max(max_seen, 0)).agg(
-        F.sort_array(F.collect_list(F.struct(C.RANK, C.ITEM_ID, C.SCORE))).alias("_top")
+    ranked = popularity_ranks(popular)
+    seen_ranks = (
+        seen.select(C.USER_ID, C.ITEM_ID)
+        .join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="inner")
+        .groupBy(C.USER_ID)
+        .agg(F.collect_set(POP_RANK).alias("_seen"))
     )
-    histories = seen.groupBy(C.USER_ID).agg(F.collect_set(C.ITEM_ID).alias("_seen"))
     per_user = (
         users.select(C.USER_ID)
         .distinct()
-        .join(histories, on=C.USER_ID, how="left")
-        .crossJoin(top)  # one row: broadcast
+        .join(seen_ranks, on=C.USER_ID, how="left")
+        .select(C.USER_ID, unseen_ranks(F.col("_seen"), F.lit(n)).alias("_ranks"))
+    )
+    # Ranks past the end of the catalogue find no item in the join: a short list.
+    return (
+        per_user.select(C.USER_ID, F.posexplode("_ranks").alias("_pos", POP_RANK))
+        .join(ranked, on=POP_RANK, how="inner")
         .select(
             C.USER_ID,
-            F.slice(
-                F.filter(
-                    "_top",
-                    lambda t: (
-                        ~F.array_contains(
-                            F.coalesce("_seen", F.array().cast("array<string>")), t[C.ITEM_ID]
-                        )
-                    ),
-                ),
-                1,
-                n,
-            ).alias("_recs"),
+            C.ITEM_ID,
+            (F.col("_pos") + 1).cast("int").alias(C.RANK),
+            C.SCORE,
         )
-    )
-    return per_user.select(C.USER_ID, F.posexplode("_recs").alias("_pos", "_rec")).select(
-        C.USER_ID,
-        F.col(f"_rec.{C.ITEM_ID}").alias(C.ITEM_ID),
-        (F.col("_pos") + 1).cast("int").alias(C.RANK),
-        F.col(f"_rec.{C.SCORE}").alias(C.SCORE),
     )

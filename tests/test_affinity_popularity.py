@@ -97,10 +97,10 @@ def test_recommend_popular_skips_seen_items_and_serves_unknown_users(spark):
     )
     popular = popular_items(pairs)
     users = spark.createDataFrame([("u1",), ("u9",), ("u1",)], "user_id string")
-    got = recommend_popular(users, pairs.select(C.USER_ID, C.ITEM_ID), popular, n=3, max_seen=2)
+    got = recommend_popular(users, pairs.select(C.USER_ID, C.ITEM_ID), popular, n=3)
     rows = sorted((r[C.USER_ID], r[C.RANK], r[C.ITEM_ID]) for r in got.collect())
     # u1 has seen a and b: only c and d are left (a short list, not padded with seen items)
     assert rows == [("u1", 1, "c"), ("u1", 2, "d"), ("u9", 1, "b"), ("u9", 2, "c"), ("u9", 3, "a")]
     with pytest.raises(ValueError):
-        recommend_popular(users, pairs, popular, n=0, max_seen=2)
+        recommend_popular(users, pairs, popular, n=0)
     assert math.isclose(got.filter("user_id = 'u9' and rank = 1").first()[C.SCORE], 2.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -81,8 +82,19 @@ def test_recommend_with_fallback_cold_short_and_full_lists(spark: SparkSession) 
     users = spark.createDataFrame(
         [("full",), ("short",), ("cold",), ("cold",), ("greedy",), (None,)], f"{C.USER_ID} string"
     )
-    seen = _pairs(spark, [("short", "a"), ("cold", "b"), ("cold", "b"), ("greedy", "a"),
-                          ("greedy", "b"), ("greedy", "c"), ("greedy", "d")])  # fmt: skip
+    seen = _pairs(
+        spark,
+        [
+            ("short", "a"),
+            ("cold", "b"),
+            ("cold", "b"),
+            ("greedy", "a"),
+            ("greedy", "b"),
+            ("greedy", "c"),
+            ("greedy", "d"),
+            ("stranger", "a"),
+        ],
+    )  # fmt: skip  (seen, but not a user to serve)
     got = recommend_with_fallback(model, users, seen, popular, n=2)
     expected = spark.createDataFrame(
         [
@@ -156,6 +168,17 @@ def test_train_job_writes_factors_recommendations_and_tuning(
     newbie = recs.filter(F.col(C.USER_ID) == "newbie").orderBy(C.RANK).collect()
     assert {r[C.SOURCE] for r in newbie} == {"popularity"}
     assert "i00" not in {r[C.ITEM_ID] for r in newbie}
+    # Serving a subset: lists for exactly those users (the cold one from popularity).
+    serve = spark.createDataFrame([("u03",), ("newbie",)], f"{C.USER_ID} string")
+    run(
+        spark,
+        replace(cfg, als=replace(cfg.als, tuning=replace(cfg.als.tuning, enabled=False))),
+        serve=serve,
+    )
+    subset = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
+    per_user = dict(subset.groupBy(C.USER_ID).agg(F.collect_set(C.SOURCE)).collect())
+    assert per_user == {"u03": ["model"], "newbie": ["popularity"]}
+    assert subset.count() == 6
     seen = _pairs(spark, [(e[0], e[1]) for e in events])
     assert recs.join(seen, on=[C.USER_ID, C.ITEM_ID], how="inner").count() == 0
     assert report.users_by_source == {"model": 30, "popularity": 1, "users": 31}

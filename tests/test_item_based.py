@@ -280,3 +280,11 @@ def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: 
     assert report.similarity_rows == sims.count() == int((sim > 0).sum())
     similar = delta.read_table(spark, cfg.storage.table(tables.SIMILAR_ITEMS))
     assert similar.groupBy(C.ITEM_ID).count().agg(F.max("count")).first()[0] == 2
+
+    # Serving a subset: the same lists for those users, no rows for anyone else.
+    full = {tuple(r) for r in recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE).collect()}
+    serve = spark.createDataFrame([("u99",), ("u00",), ("u00",)], f"{C.USER_ID} string")
+    run(spark, cfg, run_id="r2", serve=serve)
+    subset = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
+    got = {tuple(r) for r in subset.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE).collect()}
+    assert got == {row for row in full if row[0] in ("u99", "u00")}

@@ -201,11 +201,4 @@ def most_popular_lists(
     with_ts = pairs.withColumn(C.LAST_TS, F.lit(None).cast("timestamp"))
     popular = popular_items(with_ts)
     seen = pairs if exclude_seen else pairs.limit(0)
-    max_seen_row = (
-        seen.groupBy(C.USER_ID)
-        .agg(F.countDistinct(C.ITEM_ID).alias("n"))
-        .agg(F.max("n").alias("m"))
-        .first()
-    )
-    max_seen = int(max_seen_row["m"] or 0) if max_seen_row else 0
-    return recommend_popular(users, seen, popular, n=n, max_seen=max_seen)
+    return recommend_popular(users, seen, popular, n=n)
