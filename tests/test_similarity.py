@@ -172,6 +172,24 @@ def test_top_k_keeps_the_best_neighbours(spark, random_matrix):
     np.testing.assert_array_equal(got[C.RANK], expected["rank"])
 
 
+def test_item_cap_keeps_the_same_users_for_every_item(spark):
+    # Items 0 and 1 share all 100 users: capped alike, they still co-occur in every kept user
+    # (independent samples per item would keep about 1 user in common out of 10).
+    rows = [(u, i, f"i{i}") for u in range(100) for i in (0, 1)] + [(u, 2, "i2") for u in range(50)]
+    pairs = spark.createDataFrame(rows, PAIR_SCHEMA)
+    capped = cap_interactions(pairs, max_per_user=None, max_per_item=10, seed=7).toPandas()
+    kept = {i: set(capped.loc[capped[C.ITEM_IDX] == i, C.USER_IDX]) for i in (0, 1, 2)}
+    assert len(kept[0]) == len(kept[1]) == len(kept[2]) == 10
+    assert kept[0] == kept[1]
+    # Item 2's users are a subset: its sample holds whichever of them hash lowest.
+    assert kept[2] <= set(range(50))
+    sims = item_similarity(
+        pairs, measures=("jaccard",), min_support=1, max_per_user=None, max_per_item=10, seed=7
+    )
+    got = _collect(sims, "jaccard").set_index(["i", "j"])
+    assert got.loc[(0, 1), C.SCORE] == 1.0 and got.loc[(0, 1), "c"] == 10
+
+
 def test_caps_keep_at_most_the_cap_and_are_seeded(spark):
     # User 0 has all 30 items; items 0..3 also have 30 light users each.
     rows = [(0, i, f"i{i:02d}") for i in range(30)]
