@@ -99,10 +99,10 @@ def run(
     rec_rows: dict[str, int] = {}
     served: dict[str, dict[str, int]] = {}
     recs_path = cfg.storage.table(tables.MODEL_RECOMMENDATIONS)
-    users = interactions.select(C.USER_ID) if serve is None else serve.select(C.USER_ID)
-    histories = (
-        affinity.join(users, on=C.USER_ID, how="left_semi") if serve is not None else affinity
-    )
+    users, histories = interactions.select(C.USER_ID), affinity
+    if serve is not None:
+        users = serve.select(C.USER_ID)
+        histories = affinity.join(users, on=C.USER_ID, how="left_semi")
     for measure in sim_cfg.measures:
         with stage(log, f"item-based top-{sim_cfg.top_n} ({measure}, {sim_cfg.neighbourhood})"):
             recs = item_based_lists(

@@ -12,11 +12,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.popularity import POP_RANK, popularity_ranks, unseen_ranks
+from recsys_spark.popularity import POP_RANK, popular_fill, popularity_ranks, seen_ranks
 
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
-_N_MODEL = "_n_model"
 
 
 def recommend_with_fallback(
@@ -55,27 +54,25 @@ def recommend_with_fallback(
     source = F.col(C.SOURCE) if C.SOURCE in model_recs.columns else F.lit(SOURCE_MODEL)
     model = model_recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, source.alias(C.SOURCE))
     ranked = popularity_ranks(popular)
-    no_rec = F.lit(None).cast(model.select(F.struct(*model.columns)).schema[0].dataType)
-    no_rank = F.lit(None).cast("int")
+    rec = F.struct(*model.columns)
+    no_rec = F.lit(None).cast(model.select(rec).schema[0].dataType)
     # One shuffle by user brings each user's model rows, seen items and the user together:
     # the model's lists are computed once (they can be the costly part), and what a
     # user's filler must skip (seen or already listed) is known per user.
     # `_serve`: the row names a user to serve (a model row or a user); seen rows do not.
     rows = (
         model.join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="left")
-        .select(
-            C.USER_ID, F.struct(*model.columns).alias("_rec"), POP_RANK, F.lit(True).alias("_serve")
-        )
+        .select(C.USER_ID, rec.alias("_rec"), POP_RANK, F.lit(True).alias("_serve"))
         .unionByName(
-            seen.select(C.USER_ID, C.ITEM_ID)
-            .join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="inner")
-            .select(C.USER_ID, no_rec.alias("_rec"), POP_RANK, F.lit(False).alias("_serve"))
+            seen_ranks(seen, ranked).select(
+                C.USER_ID, no_rec.alias("_rec"), POP_RANK, F.lit(False).alias("_serve")
+            )
         )
         .unionByName(
             users.select(
                 C.USER_ID,
                 no_rec.alias("_rec"),
-                no_rank.alias(POP_RANK),
+                F.lit(None).cast("int").alias(POP_RANK),
                 F.lit(True).alias("_serve"),
             )
         )
@@ -92,24 +89,9 @@ def recommend_with_fallback(
     )
     listed = per_user.select(C.USER_ID, F.explode("_recs").alias("_rec")).select("_rec.*")
     n_model = F.size("_recs")
-    filler = (
-        per_user.select(
-            C.USER_ID,
-            n_model.alias(_N_MODEL),
-            F.posexplode(unseen_ranks(F.col("_excluded"), F.lit(n) - n_model)).alias(
-                "_pos", POP_RANK
-            ),
-        )
-        # Ranks past the end of the catalogue find no item: a short list.
-        .join(ranked, on=POP_RANK, how="inner")
-        .select(
-            C.USER_ID,
-            C.ITEM_ID,
-            (F.col(_N_MODEL) + F.col("_pos") + 1).cast("int").alias(C.RANK),
-            C.SCORE,
-            F.lit(SOURCE_POPULARITY).alias(C.SOURCE),
-        )
-    )
+    filler = popular_fill(
+        per_user, ranked, excluded=F.col("_excluded"), k=F.lit(n) - n_model, offset=n_model
+    ).withColumn(C.SOURCE, F.lit(SOURCE_POPULARITY))
     return listed.unionByName(filler)
 
 

@@ -55,7 +55,7 @@ def popularity_ranks(popular: DataFrame) -> DataFrame:
     return popular.select(C.ITEM_ID, F.col(C.RANK).cast("int").alias(POP_RANK), C.SCORE)
 
 
-def unseen_ranks(excluded: Column, k: Column) -> Column:
+def _unseen_ranks(excluded: Column, k: Column) -> Column:
     """The `k` best popularity ranks not in the int array `excluded` (null: none).
 
     With s ranks excluded, the `k` free ones lie within 1..k + s: one hashed array
@@ -64,6 +64,37 @@ def unseen_ranks(excluded: Column, k: Column) -> Column:
     excluded = F.coalesce(excluded, F.array().cast("array<int>"))
     candidates = F.sequence(F.lit(1), F.greatest(k, F.lit(1)) + F.size(excluded))
     return F.slice(F.array_sort(F.array_except(candidates, excluded)), 1, F.greatest(k, F.lit(0)))
+
+
+def seen_ranks(seen: DataFrame, ranked: DataFrame) -> DataFrame:
+    """`user_id`, `_pop_rank` of the `seen` pairs whose item is in the ranking `ranked`."""
+    return seen.select(C.USER_ID, C.ITEM_ID).join(
+        ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="inner"
+    )
+
+
+def popular_fill(
+    per_user: DataFrame, ranked: DataFrame, *, excluded: Column, k: Column, offset: Column
+) -> DataFrame:
+    """Each row of `per_user`: its `k` most popular items whose rank is not in `excluded`.
+
+    Returns `user_id`, `item_id`, `rank` (offset + 1, offset + 2, ...), `score`. Ranks
+    past the end of the catalogue find no item in the join: a short list.
+    """
+    return (
+        per_user.select(
+            C.USER_ID,
+            offset.alias("_offset"),
+            F.posexplode(_unseen_ranks(excluded, k)).alias("_pos", POP_RANK),
+        )
+        .join(ranked, on=POP_RANK, how="inner")
+        .select(
+            C.USER_ID,
+            C.ITEM_ID,
+            (F.col("_offset") + F.col("_pos") + 1).cast("int").alias(C.RANK),
+            C.SCORE,
+        )
+    )
 
 
 def recommend_popular(
@@ -95,26 +126,8 @@ def recommend_popular(
     if n <= 0:
         raise ValueError(f"n must be positive; got {n}")
     ranked = popularity_ranks(popular)
-    seen_ranks = (
-        seen.select(C.USER_ID, C.ITEM_ID)
-        .join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="inner")
-        .groupBy(C.USER_ID)
-        .agg(F.collect_set(POP_RANK).alias("_seen"))
+    histories = (
+        seen_ranks(seen, ranked).groupBy(C.USER_ID).agg(F.collect_set(POP_RANK).alias("_seen"))
     )
-    per_user = (
-        users.select(C.USER_ID)
-        .distinct()
-        .join(seen_ranks, on=C.USER_ID, how="left")
-        .select(C.USER_ID, unseen_ranks(F.col("_seen"), F.lit(n)).alias("_ranks"))
-    )
-    # Ranks past the end of the catalogue find no item in the join: a short list.
-    return (
-        per_user.select(C.USER_ID, F.posexplode("_ranks").alias("_pos", POP_RANK))
-        .join(ranked, on=POP_RANK, how="inner")
-        .select(
-            C.USER_ID,
-            C.ITEM_ID,
-            (F.col("_pos") + 1).cast("int").alias(C.RANK),
-            C.SCORE,
-        )
-    )
+    per_user = users.select(C.USER_ID).distinct().join(histories, on=C.USER_ID, how="left")
+    return popular_fill(per_user, ranked, excluded=F.col("_seen"), k=F.lit(n), offset=F.lit(0))

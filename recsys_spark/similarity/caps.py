@@ -16,7 +16,7 @@ from functools import partial
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -105,46 +105,39 @@ def capped_by_user(
     parts = num_partitions or int(
         binary.sparkSession.conf.get("spark.sql.shuffle.partitions") or 200
     )
-    hashed = binary.select(C.USER_IDX, C.ITEM_IDX, *carry).filter(
+    pairs = binary.select(C.USER_IDX, C.ITEM_IDX, *carry).filter(
         F.col(C.USER_IDX).isNotNull() & F.col(C.ITEM_IDX).isNotNull()
     )
-    # The item cap ranks users by a hash of the user alone, the same for every item: two
-    # heavy items keep overlapping samples (the users with the smallest hashes), so their
-    # co-occurrence shrinks like the smaller keep rate, not like the product of both, as
-    # it did with a hash per pair (2M-event sample log, item cap 500: Jaccard NDCG@10 0.067
-    # with per-pair hashes against 0.265 uncapped). The user cap uses a hash per pair.
-    pair_hash = F.xxhash64(F.lit(seed), C.USER_IDX, C.ITEM_IDX)
-    user_hash = F.xxhash64(F.lit(seed), C.USER_IDX)
-    hashed = hashed.withColumn(_HASH, user_hash if max_per_item is not None else pair_hash)
-    carried = [hashed.schema[c] for c in carry]
-    if max_per_item is not None:
-        hashed = (
-            hashed.repartition(parts, C.ITEM_IDX)
-            .mapInArrow(
-                partial(
-                    _cap_partition,
-                    group=C.ITEM_IDX,
-                    other=C.USER_IDX,
-                    cap=max_per_item,
-                    carry=tuple(carry),
-                    user_stats=False,
-                ),
-                _schema(carried, user_stats=False),
-            )
-            .withColumn(_HASH, pair_hash)
-        )
-    # Always grouped by user, capped or not: the co-occurrence stage needs whole users.
-    return hashed.repartition(parts, C.USER_IDX).mapInArrow(
-        partial(
+    carried = [pairs.schema[c] for c in carry]
+
+    def capped(frame: DataFrame, hashed_by: Column, group: str, other: str, cap: int | None):
+        """`frame` grouped by `group`, each group cut to the `cap` smallest hashes."""
+        user_stats = group == C.USER_IDX
+        step = partial(
             _cap_partition,
-            group=C.USER_IDX,
-            other=C.ITEM_IDX,
-            cap=max_per_user,
+            group=group,
+            other=other,
+            cap=cap,
             carry=tuple(carry),
-            user_stats=True,
-        ),
-        _schema(carried, user_stats=True),
-    )
+            user_stats=user_stats,
+        )
+        return (
+            frame.withColumn(_HASH, hashed_by)
+            .repartition(parts, group)
+            .mapInArrow(step, _schema(carried, user_stats=user_stats))
+        )
+
+    if max_per_item is not None:
+        # The item cap ranks users by a hash of the user alone, the same for every item: two
+        # heavy items keep overlapping samples (the users with the smallest hashes), so their
+        # co-occurrence shrinks like the smaller keep rate, not like the product of both, as
+        # it did with a hash per pair (2M-event sample log, item cap 500: Jaccard NDCG@10 0.067
+        # with per-pair hashes against 0.265 uncapped). The user cap uses a hash per pair.
+        user_hash = F.xxhash64(F.lit(seed), C.USER_IDX)
+        pairs = capped(pairs, user_hash, C.ITEM_IDX, C.USER_IDX, max_per_item)
+    # Always grouped by user, capped or not: the co-occurrence stage needs whole users.
+    pair_hash = F.xxhash64(F.lit(seed), C.USER_IDX, C.ITEM_IDX)
+    return capped(pairs, pair_hash, C.USER_IDX, C.ITEM_IDX, max_per_user)
 
 
 def _schema(carried: list[T.StructField], *, user_stats: bool) -> T.StructType:
@@ -158,8 +151,6 @@ def _schema(carried: list[T.StructField], *, user_stats: bool) -> T.StructType:
             T.StructField(USER_ITEMS, T.IntegerType()),
             T.StructField(USER_LEAD, T.IntegerType()),
         ]
-    else:
-        fields += [T.StructField(_HASH, T.LongType())]
     return T.StructType(fields)
 
 
@@ -179,7 +170,7 @@ def _cap_partition(
     table = pa.Table.from_batches(chunks)
     g, o, h = (table.column(c).to_numpy() for c in (group, other, _HASH))
     order = np.lexsort((o, h, g))
-    g, o, h = g[order], o[order], h[order]
+    g, o = g[order], o[order]
     # A repeated pair has the same hash, so after the sort its copies are neighbours.
     first = np.r_[True, (g[1:] != g[:-1]) | (o[1:] != o[:-1])]
     order, g = order[first], g[first]
@@ -194,8 +185,6 @@ def _cap_partition(
         kept = np.minimum(sizes, cap) if cap is not None else sizes
         extra[USER_ITEMS] = np.repeat(kept, sizes)[keep].astype(np.int32)
         extra[USER_LEAD] = (rank[keep] == 0).astype(np.int32)
-    else:
-        extra[_HASH] = h[first][keep]
     for lo in range(0, len(rows), _ROWS_PER_BATCH):
         take = pa.array(rows[lo : lo + _ROWS_PER_BATCH])
         arrays = [table.column(c).take(take).combine_chunks() for c in names]
