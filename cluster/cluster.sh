@@ -93,8 +93,17 @@ start() {
     [[ -f $STATE/logs/$name.log ]] && mv -f "$STATE/logs/$name.log" "$STATE/logs/$name.log.1"
     # spark-class execs java, so $! is the JVM's pid. nohup: the daemon outlives make.
     nohup "$VENV/bin/spark-class" "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
-    echo $! >"$STATE/$name.pid"
-    echo "cluster: started $name (pid $!, log $STATE/logs/$name.log)"
+    local pid=$! i
+    echo "$pid" >"$STATE/$name.pid"
+    # Until the forked shell has exec'd nohup and spark-class, /proc/PID/cmdline is still
+    # this script's and pid_alive says "not running": on a busy machine the wait loop in
+    # up() took such a daemon for dead. Wait (up to 30 s) for the exec, or for the exit.
+    for ((i = 0; i < 300; i++)); do
+        pid_alive "$STATE/$name.pid" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "cluster: started $name (pid $pid, log $STATE/logs/$name.log)"
 }
 
 up() {
