@@ -234,3 +234,22 @@ def test_evaluate_model_matches_the_parts(frames) -> None:
     assert got.curves["lorenz_x"] == pytest.approx([0.0] + [i / 6 for i in range(1, 7)])
     assert got.curves["lorenz_y"][:3] == pytest.approx([0.0, 0.0, 0.1])
     assert got.curves["longtail_train"][-1] == pytest.approx(1.0)
+
+
+def test_training_pairs_scattered_and_repeated_count_once(frames, spark: SparkSession) -> None:
+    # Training pairs are not shuffled by user: X is assembled from every partition's
+    # pairs, so a pair repeated in another partition (or a null row) must change nothing.
+    recs, train, test = frames
+    params = EvaluationParams(ks=(2,), k=3, head_share=0.5, cold_max_history=1, heavy_quantile=0.75)
+    want = evaluate_model(recs, train, test, params)
+    null_row = spark.createDataFrame([(None, "A"), ("u1", None)], PAIRS)
+    scattered = train.unionByName(train).unionByName(null_row).repartition(3)
+    assert scattered.rdd.getNumPartitions() == 3
+    got = evaluate_model(recs, scattered, test, params)
+    assert got.metrics == pytest.approx(want.metrics, abs=1e-12)
+    for name in ("by_activity", "by_popularity"):
+        for bucket, values in want.breakdowns[name].items():
+            assert got.breakdowns[name][bucket] == pytest.approx(values, abs=1e-12), bucket
+    assert got.curves.keys() == want.curves.keys()
+    for name, points in want.curves.items():
+        assert got.curves[name] == pytest.approx(points), name

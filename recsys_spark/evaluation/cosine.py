@@ -4,13 +4,14 @@ The cosine of items a and b is |U_a & U_b| / sqrt(|U_a| |U_b|) over their traini
 users: entry (a, b) of X^T X for the binary user x item matrix X, scaled by the items'
 degrees. Only the rows of X^T X for the items a of the wanted pairs are computed.
 
-`pairs` and `stages` send every wanted row (an item a and its partner items) to the
-bucket hash(a) mod B, packed per partition, and a copy of X (one packed CSR row per
-partition) to every bucket, so B x the training pairs are shuffled once, as a few
-large rows. In each bucket the rows X^T X[a, :] of the bucket's items are computed in
-dense chunks of at most `DENSE_CELLS` cells (a sparse product is what scipy does in C;
-a join per pair is what made the Spark SQL version explode) and the wanted entries
-read off. A bucket's Python worker needs about 24 bytes per training pair and
+`pairs` and `stages` send every wanted row (an item a and its partner items, or a
+and a user whose row of X is the partner list) to the bucket hash(a) mod B, packed per
+partition, and a copy of X (one packed row of pairs per training partition) to every
+bucket, so B x the training pairs are shuffled once, as a few large rows. In each
+bucket the rows X^T X[a, :] of the bucket's items are computed in dense chunks of at
+most `DENSE_CELLS` cells (a sparse product is what scipy does in C; a join per pair is
+what made the Spark SQL version explode) and the wanted entries read off. A bucket's
+Python worker needs about 24 bytes per training pair and
 4 x `DENSE_CELLS` bytes for a chunk.
 """
 
@@ -26,9 +27,7 @@ DENSE_CELLS = 1 << 24
 
 
 def diversity_terms(
-    x_lengths: np.ndarray,
-    x_items: np.ndarray,
-    n_items: int,
+    matrix: sp.csr_array,
     items: np.ndarray,
     lengths: np.ndarray,
     partners: np.ndarray,
@@ -41,8 +40,8 @@ def diversity_terms(
 
     Parameters
     ----------
-    x_lengths, x_items
-        The rows of X: each training user's item count, then all their items.
+    matrix
+        X (`binary_matrix`): users x items.
     items, lengths, partners, weights, kinds
         The wanted rows: item a, its partner count and (flattened) partners, the row's
         weight and kind (`WITHIN` or `TO_HISTORY`).
@@ -51,9 +50,8 @@ def diversity_terms(
     -------
     tuple of float
         sum of weight x (sum of cosines) over `WITHIN` rows, and sum of weight x
-        (1 - mean cosine) over `TO_HISTORY` rows.
+        (1 - mean cosine) over `TO_HISTORY` rows with partners.
     """
-    matrix = _binary_matrix(x_lengths, x_items, n_items)
     pair_row = np.repeat(np.arange(items.size), lengths)
     cosine = pair_cosines(matrix, items[pair_row], partners)
     sums = np.bincount(pair_row, weights=cosine, minlength=items.size)
@@ -65,14 +63,12 @@ def diversity_terms(
     )
 
 
-def _binary_matrix(lengths: np.ndarray, cols: np.ndarray, n_items: int) -> sp.csr_array:
-    """The binary matrix with rows of `lengths` entries at columns `cols` (-1: dropped)."""
-    rows = np.repeat(np.arange(lengths.size), lengths)
-    keep = cols >= 0
-    data = np.ones(int(keep.sum()), dtype=np.int32)
-    matrix = sp.csr_array((data, (rows[keep], cols[keep])), shape=(lengths.size, n_items))
+def binary_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_array:
+    """The binary matrix with ones at (`rows`, `cols`); repeated pairs count once."""
+    data = np.ones(rows.size, dtype=np.int32)
+    matrix = sp.csr_array((data, (rows, cols)), shape=shape)
     matrix.sum_duplicates()
-    matrix.data[:] = 1  # binary: a user's repeated item counts once
+    matrix.data[:] = 1
     return matrix
 
 

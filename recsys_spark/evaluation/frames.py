@@ -1,15 +1,19 @@
-"""The Spark side of the evaluation: two shuffles, numpy on the executors, one collect.
+"""The Spark side of the evaluation: one shuffle of users, numpy on the executors, one collect.
 
-1. `tagged_rows` puts the lists, held-out pairs and training pairs in one frame; it is
-   shuffled by user and each partition's users go through `user_pass` together
-   (`mapInArrow`: vectorised numpy over a whole partition beats per-user arrays and
-   interpreted lambdas in Spark SQL several times over). Out come metric sums per
-   history length, per-item partial counts, and the diversity rows packed per item
-   bucket with the partition's rows of X (`stages.user_partition`, `pairs`).
+1. `tagged_rows` puts the lists, held-out pairs and training pairs in one frame.
+   `run_passes` splits it again: the lists and held-out pairs are shuffled by user and
+   each partition's users go through `user_pass` together (`mapInArrow`: vectorised
+   numpy over a whole partition beats per-user arrays and interpreted lambdas in Spark
+   SQL several times over), out come per-user metrics, per-item partial counts and the
+   diversity rows packed per item bucket (`stages.user_partition`, `pairs`). The
+   training pairs, usually the most rows, are not shuffled: each of their partitions
+   packs its distinct pairs into one row (`stages.train_partition`), a piece of the
+   binary user x item matrix X.
 2. Those rows are routed with `repartitionById`: bucket b (0..B-1) gets its packed
-   diversity rows and a copy of every packed X row and computes exact pair cosines
-   (`cosine`); one more partition sums the statistics and the item counts and computes
-   the catalogue-sized item statistics (`item_stats`) (`stages.route_partition`).
+   diversity rows and a copy of every piece of X and computes exact pair cosines
+   (`cosine`); one more partition gets the user and item rows and X too, and sums
+   the metrics per history length (read off X) and the catalogue-sized item
+   statistics (`item_stats`) (`stages.route_partition`).
 
 Only named sums reach the driver: a few per history length, per bucket and per curve
 point, whatever the number of users, interactions or items.
@@ -34,14 +38,14 @@ from recsys_spark.evaluation import item_stats, pairs
 from recsys_spark.evaluation import user_pass as up
 from recsys_spark.evaluation.stages import (
     BUCKET,
-    COUNTS,
-    HISTORY,
     ITEM_COUNTS,
     RESULT_SCHEMA,
     ROW,
+    USER_FLAGS,
     X_ROWS,
     per_user_partition,
     route_partition,
+    train_partition,
     user_partition,
 )
 from recsys_spark.io.delta import session_conf
@@ -149,37 +153,47 @@ def run_passes(
         raise ValueError(f"head_share must be in [0, 1]; got {head_share}")
     spark = rows.sparkSession
     buckets = int(num_buckets or default_buckets(spark)) if diversity else 0
-    item_type = rows.schema[up.ITEM].dataType
     names = up.metric_names(ks)
     schema = T.StructType(
         [
             T.StructField(ROW, T.IntegerType()),
             T.StructField(BUCKET, T.IntegerType()),
-            T.StructField(HISTORY, T.LongType()),
+            T.StructField(up.USER, rows.schema[up.USER].dataType),
             *[T.StructField(n, T.DoubleType()) for n in names],
-            *[T.StructField(n, T.LongType()) for n in COUNTS],
-            T.StructField(up.ITEM, item_type),
+            *[T.StructField(n, T.LongType()) for n in USER_FLAGS],
+            T.StructField(up.ITEM, rows.schema[up.ITEM].dataType),
             *[T.StructField(n, T.LongType()) for n in ITEM_COUNTS],
             *[T.StructField(n, T.BinaryType()) for n in pairs.PACK_COLUMNS],
         ]
     )
+    arrow_schema = to_arrow_schema(schema)
     first = partial(
         user_partition,
-        schema=to_arrow_schema(schema),
+        schema=arrow_schema,
         ks=tuple(ks),
         k=k,
         served_by=served_by,
         graded=graded,
         buckets=buckets,
     )
+    # The tag is a literal per input, so each filter keeps only its inputs' scans.
+    is_train = F.col(up.TAG) == up.TRAIN
     # An explicit partition count: AQE does not coalesce it into one task (one core).
     parts = int(spark.conf.get("spark.sql.shuffle.partitions") or 2)
-    passed = rows.repartition(parts, up.USER).mapInArrow(first, schema)
-    if buckets:
-        every_bucket = F.sequence(F.lit(0), F.lit(buckets - 1))
-        target = F.when(F.col(ROW) == X_ROWS, every_bucket).otherwise(F.array(BUCKET))
-        passed = passed.withColumn(BUCKET, F.explode(target))
-    second = partial(route_partition, names=names, head_share=head_share, n_points=n_points)
+    passed = rows.where(~is_train).repartition(parts, up.USER).mapInArrow(first, schema)
+    x_rows = rows.where(is_train).mapInArrow(partial(train_partition, schema=arrow_schema), schema)
+    # X goes to every bucket and to the summary (partition `buckets`).
+    every = F.sequence(F.lit(0), F.lit(buckets))
+    target = F.when(F.col(ROW) == X_ROWS, every).otherwise(F.array(BUCKET))
+    passed = passed.unionByName(x_rows).withColumn(BUCKET, F.explode(target))
+    second = partial(
+        route_partition,
+        names=names,
+        summary=buckets,
+        served_by=served_by,
+        head_share=head_share,
+        n_points=n_points,
+    )
     # Partition b is bucket b, partition `buckets` the summary: one task each.
     routed = passed.repartitionById(buckets + 1, BUCKET).mapInArrow(second, RESULT_SCHEMA)
     with session_conf(spark, ARROW_SETTINGS):

@@ -1,8 +1,9 @@
-"""The item pairs the diversity metrics need, from one partition of users, packed per bucket.
+"""The rows the diversity metrics need, from one partition of users, packed per bucket.
 
-Rows (see `diversity_lists`) are an item, its partner items and a weight; they are
-packed per bucket of items into a few large rows of raw buffers, with the partition's
-rows of X (its users' histories), for `cosine` in `stages`. Numpy, no Spark.
+Rows (see `diversity_lists`) are an item with its partner items, or an item with a
+user whose history (a row of X) is the partner list; they are packed per bucket of
+items into a few large rows of raw buffers for `cosine` in `stages`. The training pairs
+that make X are packed the same way (`packed_pairs`). Numpy, no Spark.
 """
 
 from __future__ import annotations
@@ -12,29 +13,29 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc
 
-from recsys_spark.evaluation.user_pass import Partition, positions
+from recsys_spark.evaluation.user_pass import ITEM, USER, Partition, positions
 
 WITHIN, TO_HISTORY = 0, 1  # kinds of diversity rows
 # Packed rows hold raw buffers: Spark hands big array columns to Python element by
 # element (seconds for a few million), a binary column in one copy.
-PACK_COLUMNS = ("_vocab", "_items", "_offsets", "_partners", "_weights", "_kinds")
-PACK_TYPES = {"_items": np.int32, "_offsets": np.int32, "_partners": np.int32}
-PACK_TYPES.update({"_weights": np.float64, "_kinds": np.int8})
+VOCABS = ("_vocab", "_user_vocab")
+PACK_TYPES = {"_items": np.int32, "_users": np.int32, "_offsets": np.int32}
+PACK_TYPES.update({"_partners": np.int32, "_weights": np.float64, "_kinds": np.int8})
+PACK_COLUMNS = (*VOCABS, *PACK_TYPES)
 
 
-def diversity_lists(
-    part: Partition, k: int
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]:
-    """Rows of the diversity metrics, as (item, partner offsets, partner codes, weight).
+def diversity_lists(part: Partition, k: int) -> tuple[tuple[np.ndarray, ...], ...]:
+    """Rows of the diversity metrics, item and user codes of the partition.
 
-    1. each top-`k` item with the items after it (users with >= 2 items; items in
-       order of times listed in the partition), weight 2 / (n (n - 1)): the pairs of
-       the list, each once;
-    2. each relevant top-`k` item of a user with a history, with that history, weight
-       1 / n;
-    3. each user's history (the rows of the binary matrix X), item and weight unused.
+    1. `WITHIN`: each top-`k` item with the items after it (users with >= 2 items;
+       items in order of times listed in the partition), weight 2 / (n (n - 1)): the
+       pairs of the list, each once. As (item, partner offsets, partner codes, weight).
+    2. `TO_HISTORY`: each relevant top-`k` item of a user, weight 1 / n; its partners
+       are the user's training items, looked up in X where X is whole. As (item, user,
+       weight).
     """
     top = part.list_pos <= k
     user, item = part.list_user[top], part.list_item[top]
@@ -50,28 +51,15 @@ def diversity_lists(
     n = n_top[user[order][within]].astype(np.float64)
     rows_within = (
         item[order][within],
-        *_slices(start + 1, count[within], item[order]),
+        *slices(start + 1, count[within], item[order]),
         2.0 / (n * (n - 1.0)),
     )
-    history = part.per_user(part.hist_user).astype(np.int64)
-    hist_start = np.cumsum(history) - history
-    relevant = part.list_hit[top] & (history[user] > 0)
-    who = user[relevant]
-    rows_hits = (
-        item[relevant],
-        *_slices(hist_start[who], history[who], part.hist_item),
-        1.0 / n_top[who],
-    )
-    known = np.flatnonzero(history > 0)
-    rows_x = (
-        np.zeros(known.size, dtype=np.int64),
-        *_slices(hist_start[known], history[known], part.hist_item),
-        np.zeros(known.size),
-    )
-    return rows_within, rows_hits, rows_x
+    hit = part.list_hit[top]
+    rows_hits = (item[hit], user[hit], 1.0 / n_top[user[hit]])
+    return rows_within, rows_hits
 
 
-def _slices(
+def slices(
     start: np.ndarray, length: np.ndarray, values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """List offsets and flattened values of values[start[i] : start[i] + length[i]]."""
@@ -96,64 +84,86 @@ def item_buckets(items: pa.Array, n_buckets: int) -> np.ndarray:
 
 @dataclass
 class Packed:
-    """Ragged rows packed into one, items as codes into `vocab` (the partition's items).
+    """Rows packed into one, items and users as codes into `vocab` and `user_vocab`.
 
-    Row i is `items[i]` with partners partners[offsets[i] : offsets[i + 1]]. Codes keep
-    the packed row to ints; the one vocabulary per row maps them back to item ids.
+    Diversity rows (`packed_diversity`): row i is item `items[i]` of kind `kinds[i]` and
+    weight `weights[i]`, with partners partners[offsets[i] : offsets[i + 1]] (`WITHIN`)
+    or the history of user `users[i]` (`TO_HISTORY`; -1 for the other kind). Training
+    pairs (`packed_pairs`): (users[i], items[i]), other fields None. Codes keep a packed
+    row to ints; its vocabularies map them back to ids.
     """
 
     vocab: pa.Array
-    items: np.ndarray | None
-    offsets: np.ndarray
-    partners: np.ndarray
-    weights: np.ndarray | None
-    kinds: np.ndarray | None
+    user_vocab: pa.Array
+    items: np.ndarray
+    users: np.ndarray
+    offsets: np.ndarray | None = None
+    partners: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    kinds: np.ndarray | None = None
 
 
-def packed_diversity(part: Partition, k: int, n_buckets: int) -> tuple[dict[int, Packed], Packed]:
-    """The partition's diversity rows packed per item bucket, and its rows of X packed.
+def packed_diversity(part: Partition, k: int, n_buckets: int) -> dict[int, Packed]:
+    """The partition's diversity rows (`diversity_lists`) packed per item bucket.
 
-    See `diversity_lists`; kinds `WITHIN` and `TO_HISTORY`. Packing a partition's rows
-    into a few large ones spares Spark a per-row cost on hundreds of thousands of rows.
+    Packing a partition's rows into a few large ones spares Spark a per-row cost on
+    hundreds of thousands of rows.
     """
-    within, to_history, x_rows = diversity_lists(part, k)
+    within, to_history = diversity_lists(part, k)
+    n_within, n_hits = within[0].size, to_history[0].size
     item = np.r_[within[0], to_history[0]]
-    lengths = np.r_[np.diff(within[1]), np.diff(to_history[1])]
-    values = np.r_[within[2], to_history[2]]
-    starts = np.r_[within[1][:-1], to_history[1][:-1] + within[1][-1]]
-    weights = np.r_[within[3], to_history[3]]
-    kinds = np.r_[np.full(within[0].size, WITHIN), np.full(to_history[0].size, TO_HISTORY)]
+    user = np.r_[np.full(n_within, -1), to_history[1]]
+    lengths = np.r_[np.diff(within[1]), np.zeros(n_hits, dtype=np.int64)]
+    starts = np.r_[within[1][:-1], np.zeros(n_hits, dtype=np.int64)]
+    weights = np.r_[within[3], to_history[2]]
+    kinds = np.r_[np.full(n_within, WITHIN), np.full(n_hits, TO_HISTORY)]
     bucket = item_buckets(part.items, n_buckets)[item]
     packs: dict[int, Packed] = {}
     for b in np.unique(bucket):
         sel = np.flatnonzero(bucket == b)
-        offsets, partners = _slices(starts[sel], lengths[sel], values)
+        offsets, partners = slices(starts[sel], lengths[sel], within[2])
         packs[int(b)] = Packed(
             vocab=part.items,
+            user_vocab=part.users,
             items=item[sel].astype(np.int32),
+            users=user[sel].astype(np.int32),
             offsets=offsets,
             partners=partners.astype(np.int32),
             weights=weights[sel],
             kinds=kinds[sel].astype(np.int8),
         )
-    x = Packed(
-        vocab=part.items,
-        items=None,
-        offsets=x_rows[1],
-        partners=x_rows[2].astype(np.int32),
-        weights=None,
-        kinds=None,
+    return packs
+
+
+def packed_pairs(table: pa.Table) -> Packed | None:
+    """A partition's training pairs (`USER`, `ITEM`; nulls dropped) packed distinct."""
+    valid = pc.and_(pc.is_valid(table[USER]), pc.is_valid(table[ITEM]))
+    table = table.filter(valid).combine_chunks()
+    if table.num_rows == 0:
+        return None
+    users = pc.dictionary_encode(table[USER]).combine_chunks()
+    items = pc.dictionary_encode(table[ITEM]).combine_chunks()
+    user = users.indices.to_numpy().astype(np.int64)
+    item = items.indices.to_numpy().astype(np.int64)
+    key = np.unique(user * len(items.dictionary) + item)
+    user, item = np.divmod(key, len(items.dictionary))
+    return Packed(
+        vocab=items.dictionary,
+        user_vocab=users.dictionary,
+        items=item.astype(np.int32),
+        users=user.astype(np.int32),
     )
-    return packs, x
 
 
 def packed_row(pack: Packed) -> dict[str, pa.Array]:
     """A `Packed` as one row of binary columns (see `PACK_COLUMNS`)."""
-    sink = pa.BufferOutputStream()
-    batch = pa.record_batch([pack.vocab], names=["vocab"])
-    with pyarrow.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    buffers: dict[str, bytes] = {"_vocab": sink.getvalue().to_pybytes()}
+    buffers: dict[str, bytes] = {}
+    for name in VOCABS:
+        sink = pa.BufferOutputStream()
+        batch = pa.record_batch([getattr(pack, name[1:])], names=["vocab"])
+        with pyarrow.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        buffers[name] = sink.getvalue().to_pybytes()
     for name in PACK_TYPES:
         values = getattr(pack, name[1:])
         if values is not None:
@@ -165,7 +175,7 @@ def unpacked(table: pa.Table, name: str) -> list:
     """The packed column `name` of each row: numpy arrays, or the vocabularies."""
     out: list = []
     for blob in table[name].to_pylist():
-        if name == "_vocab":
+        if name in VOCABS:
             out.append(pyarrow.ipc.open_stream(blob).read_all().column(0).combine_chunks())
         else:
             out.append(np.frombuffer(blob, dtype=PACK_TYPES[name]))

@@ -1,26 +1,34 @@
-"""The two per-partition steps of the evaluation and the row layout between them.
+"""The per-partition steps of the evaluation and the row layout between them.
 
-`user_partition` (stage 1, a partition of users) emits rows of four kinds: `STATS`
-(metric sums per history length), `ITEMS` (per-item partial counts), `PACKED` (the
-diversity rows of one bucket of items) and `X_ROWS` (the partition's rows of X).
-`route_partition` (stage 2) gets one bucket's packed rows with every X row, or the
-statistics and item counts, and emits named sums. `frames` wires them in Spark.
+Stage 1 has two kinds of tasks. `user_partition` (a partition of users: their lists,
+held-out pairs, served marks) emits `USERS` (every metric and flag of each user),
+`ITEMS` (per-item partial counts) and `PACKED` (the diversity rows of one bucket of
+items). `train_partition` (a partition of the training pairs, as they lie: no shuffle)
+emits one `X_ROWS` row, its distinct (user, item) pairs packed. `route_partition`
+(stage 2) gets one bucket's packed rows with every X row, or the summary: every user
+and item row with every X row; it emits named sums. `frames` wires them in Spark.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 
 from recsys_spark.evaluation import cosine, item_stats, pairs
 from recsys_spark.evaluation import user_pass as up
 
-ROW, BUCKET, HISTORY = "_row", "_bucket", "_history"
-STATS, ITEMS, PACKED, X_ROWS = 0, 1, 2, 3
-ITEM_COUNTS = ("_exposure", "_popularity", "_relevant", "_hits")
+ROW, BUCKET = "_row", "_bucket"
+USERS, ITEMS, PACKED, X_ROWS = 0, 1, 2, 3
+# Per user from stage 1 (0/1): evaluated, served (unless decided from X), full top-k list,
+# any list, a list of two or more.
+USER_FLAGS = ("_evaluated", "_served", "_full", "_list_users", "_pair_users")
+ITEM_COUNTS = ("_exposure", "_relevant", "_hits")  # popularity comes from X
+# Sums per history length that reach the driver.
 COUNTS = ("_evaluated", "_served", "_served_full", "_train_users", "_list_users", "_pair_users")
 RESULT_SCHEMA = "_part string, _key long, _name string, _value double"
 
@@ -57,32 +65,22 @@ def user_partition(
     graded: bool,
     buckets: int,
 ) -> Iterator[pa.RecordBatch]:
-    """Stage 1 on one partition of users (see the module docstring)."""
+    """Stage 1 on one partition of users (see the module docstring).
+
+    `USERS` and `ITEMS` rows go to the summary (bucket number `buckets`).
+    """
     table = arrow_table(batches)
     if table is None:
         return
     part = up.read_partition(table, served_by=served_by, graded=graded)
     metrics = up.ranking_arrays(part, ks)
-    history = up.history_lengths(part)
     evaluated = metrics["n_relevant"] > 0
     n_top = np.minimum(metrics["n_recommended"], k)
-    lengths, group = np.unique(history, return_inverse=True)
-
-    def by_length(weights: np.ndarray) -> np.ndarray:
-        return np.bincount(group, weights=weights, minlength=lengths.size)
-
-    counts = {
-        "_evaluated": evaluated,
-        "_served": part.served,
-        "_served_full": part.served & (n_top >= k),
-        "_train_users": history > 0,
-        "_list_users": n_top > 0,
-        "_pair_users": n_top >= 2,
-    }
-    stats: dict[str, object] = {HISTORY: lengths}
-    stats.update({n: by_length(np.where(evaluated, v, 0.0)) for n, v in metrics.items()})
-    stats.update({n: by_length(v).astype(np.int64) for n, v in counts.items()})
-    yield from _rows(schema, STATS, buckets, lengths.size, stats)
+    flags = (evaluated, part.served, n_top >= k, n_top > 0, n_top >= 2)
+    users: dict[str, object] = {up.USER: part.users}
+    users.update({n: np.where(evaluated, v, 0.0) for n, v in metrics.items()})
+    users.update({n: f.astype(np.int64) for n, f in zip(USER_FLAGS, flags, strict=True)})
+    yield from _rows(schema, USERS, buckets, part.n_users, users)
     partials = up.item_partials(part, k)
     present = np.flatnonzero(sum(partials.values()) > 0)
     item_values: dict[str, object] = {up.ITEM: part.items.take(pa.array(present))}
@@ -90,10 +88,18 @@ def user_partition(
         item_values[name] = values[present]
     yield from _rows(schema, ITEMS, buckets, present.size, item_values)
     if buckets:
-        packs, x = pairs.packed_diversity(part, k, buckets)
-        for bucket, pack in packs.items():
+        for bucket, pack in pairs.packed_diversity(part, k, buckets).items():
             yield from _rows(schema, PACKED, bucket, 1, pairs.packed_row(pack))
-        yield from _rows(schema, X_ROWS, -1, 1, pairs.packed_row(x))
+
+
+def train_partition(
+    batches: Iterator[pa.RecordBatch], *, schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """Stage 1 on one partition of training pairs: one `X_ROWS` row (bucket set later)."""
+    table = arrow_table(batches)
+    pack = pairs.packed_pairs(table) if table is not None else None
+    if pack is not None:
+        yield from _rows(schema, X_ROWS, -1, 1, pairs.packed_row(pack))
 
 
 def _rows(
@@ -119,30 +125,33 @@ def _rows(
 
 
 def route_partition(
-    batches: Iterator[pa.RecordBatch], *, names: list[str], head_share: float, n_points: int
+    batches: Iterator[pa.RecordBatch],
+    *,
+    names: list[str],
+    summary: int,
+    served_by: str,
+    head_share: float,
+    n_points: int,
 ) -> Iterator[pa.RecordBatch]:
-    """Stage 2 on one partition: a bucket of pair cosines, or the summary."""
+    """Stage 2 on one partition: a bucket of pair cosines, or (bucket `summary`) the sums."""
     table = arrow_table(batches)
     if table is None:
         return
     row = table[ROW].to_numpy()
+    x = XMatrix.of(table.filter(pa.array(row == X_ROWS)))
     out: list[tuple[str, int, str, float]] = []
-    stats = table.filter(pa.array(row == STATS))
-    if stats.num_rows:
-        lengths, group = np.unique(stats[HISTORY].to_numpy(), return_inverse=True)
-        for name in [*names, *COUNTS]:
-            values = pc.fill_null(stats[name], 0).to_numpy().astype(np.float64)
-            sums = np.bincount(group, weights=values, minlength=lengths.size)
-            out += [("stats", int(h), name, float(v)) for h, v in zip(lengths, sums, strict=True)]
-    items = table.filter(pa.array(row == ITEMS))
-    if items.num_rows:
-        out += _item_summary(items, head_share=head_share, n_points=n_points)
-    packed = table.filter(pa.array(row == PACKED))
-    if packed.num_rows:
-        bucket = int(packed[BUCKET][0].as_py())
-        within, unexpected = _bucket_terms(packed, table.filter(pa.array(row == X_ROWS)))
-        out += [("diversity", bucket, "within", within)]
-        out += [("diversity", bucket, "unexpected", unexpected)]
+    if int(table[BUCKET][0].as_py()) == summary:
+        users = table.filter(pa.array(row == USERS))
+        out += _user_summary(users, x, names=names, served_by=served_by)
+        items = table.filter(pa.array(row == ITEMS))
+        out += _item_summary(items, x, head_share=head_share, n_points=n_points)
+    else:
+        packed = table.filter(pa.array(row == PACKED))
+        if packed.num_rows:
+            bucket = int(packed[BUCKET][0].as_py())
+            within, unexpected = _bucket_terms(packed, x)
+            out += [("diversity", bucket, "within", within)]
+            out += [("diversity", bucket, "unexpected", unexpected)]
     parts, keys, labels, values = zip(*out, strict=True) if out else ((), (), (), ())
     yield pa.RecordBatch.from_arrays(
         [
@@ -155,17 +164,91 @@ def route_partition(
     )
 
 
-def _item_summary(
-    items: pa.Table, *, head_share: float, n_points: int
+@dataclass
+class XMatrix:
+    """X, the binary user x item matrix of the training pairs, with its vocabularies."""
+
+    users: pa.Array
+    items: pa.Array
+    matrix: sp.csr_array
+
+    @classmethod
+    def of(cls, x_rows: pa.Table) -> XMatrix | None:
+        """X from every packed row of training pairs; None without any."""
+        if x_rows.num_rows == 0:
+            return None
+        user_vocabs = pairs.unpacked(x_rows, "_user_vocab")
+        item_vocabs = pairs.unpacked(x_rows, "_vocab")
+        users = pc.unique(pa.chunked_array(user_vocabs))
+        items = pc.unique(pa.chunked_array(item_vocabs))
+        rows = _recoded(user_vocabs, pairs.unpacked(x_rows, "_users"), users)
+        cols = _recoded(item_vocabs, pairs.unpacked(x_rows, "_items"), items)
+        return cls(users, items, cosine.binary_matrix(rows, cols, (len(users), len(items))))
+
+    def history(self) -> np.ndarray:
+        """Distinct training items of each user of `users`."""
+        return np.diff(self.matrix.indptr).astype(np.int64)
+
+    def popularity(self) -> np.ndarray:
+        """Distinct training users of each item of `items`."""
+        return np.bincount(self.matrix.indices, minlength=len(self.items)).astype(np.int64)
+
+
+def _user_summary(
+    users: pa.Table, x: XMatrix | None, *, names: list[str], served_by: str
 ) -> list[tuple[str, int, str, float]]:
-    """Per-item partial counts summed, then coverage sums, buckets and curves."""
-    vocab = pc.unique(items[up.ITEM]).sort()  # item id order: ties by item id
-    code = pc.index_in(items[up.ITEM], value_set=vocab).to_numpy()
-    totals = [
-        np.bincount(code, weights=pc.fill_null(items[n], 0).to_numpy(), minlength=len(vocab))
-        for n in ITEM_COUNTS
-    ]
-    exposure, popularity, relevant, hits = totals
+    """Every per-user column summed per history length (users of X without rows too)."""
+    history = x.history() if x is not None else np.zeros(0, np.int64)
+    found = _indices(users[up.USER], x.users) if x is not None else np.full(users.num_rows, -1)
+    known = found >= 0
+    own_history = np.zeros(found.size, dtype=np.int64)
+    own_history[known] = history[found[known]]
+    train_only = np.ones(history.size, dtype=bool)
+    train_only[found[known]] = False
+    lengths = np.r_[own_history, history[train_only]]
+    padding = np.zeros(int(train_only.sum()))
+
+    def column(name: str) -> np.ndarray:
+        values = pc.fill_null(users[name], 0).to_numpy() if users.num_rows else padding[:0]
+        return np.r_[values.astype(np.float64), padding]
+
+    sums = {name: column(name) for name in [*names, "_evaluated", "_list_users", "_pair_users"]}
+    served = lengths > 0 if served_by == "train" else column("_served") > 0
+    sums["_served"] = served.astype(np.float64)
+    sums["_served_full"] = (served & (column("_full") > 0)).astype(np.float64)
+    sums["_train_users"] = (lengths > 0).astype(np.float64)
+    distinct, group = np.unique(lengths, return_inverse=True)
+    out = []
+    for name, values in sums.items():
+        per_length = np.bincount(group, weights=values, minlength=distinct.size)
+        out += [
+            ("stats", int(h), name, float(v)) for h, v in zip(distinct, per_length, strict=True)
+        ]
+    return out
+
+
+def _item_summary(
+    items: pa.Table, x: XMatrix | None, *, head_share: float, n_points: int
+) -> list[tuple[str, int, str, float]]:
+    """Per-item partial counts summed with X's popularity, then coverage, buckets, curves."""
+    ids = [items[up.ITEM].combine_chunks()] if items.num_rows else []
+    if x is not None:
+        ids.append(x.items.cast(items.schema.field(up.ITEM).type))
+    if not ids:
+        return []
+    all_ids = pa.concat_arrays(ids)
+    vocab = pc.unique(all_ids).sort()  # item id order: ties by item id
+    code = pc.index_in(all_ids, value_set=vocab).to_numpy()
+    n_rows = items.num_rows
+    totals = {}
+    for name in ITEM_COUNTS:
+        values = pc.fill_null(items[name], 0).to_numpy() if n_rows else np.zeros(0)
+        totals[name] = np.bincount(code[:n_rows], weights=values, minlength=len(vocab))
+    popularity = x.popularity() if x is not None else np.zeros(0)
+    totals["_popularity"] = np.bincount(code[n_rows:], weights=popularity, minlength=len(vocab))
+    exposure, popularity, relevant, hits = (
+        totals[n] for n in ("_exposure", "_popularity", "_relevant", "_hits")
+    )
     in_head = item_stats.head_items(popularity, head_share)
     sums = item_stats.coverage_sums(exposure, popularity, in_head)
     sums.update(item_stats.item_bucket_sums(exposure, relevant, hits, in_head, popularity > 0))
@@ -176,46 +259,53 @@ def _item_summary(
     return out
 
 
-def _bucket_terms(packed: pa.Table, x_rows: pa.Table) -> tuple[float, float]:
-    """Concatenate a bucket's packed rows and the copies of X, then `cosine`.
+def _bucket_terms(packed: pa.Table, x: XMatrix | None) -> tuple[float, float]:
+    """A bucket's packed rows on X's codes, the history rows' partners read off X, `cosine`.
 
-    Each packed row codes its items into its own partition's vocabulary; codes are
-    moved onto one bucket vocabulary (that of X) by an index per vocabulary.
+    Each packed row codes its items and users into its own partition's vocabularies;
+    codes are moved onto X's by an index per vocabulary.
     """
-    x_vocabs = pairs.unpacked(x_rows, "_vocab")
-    if not x_vocabs:  # nothing trained: every cosine is 0, and no row has a history
+    if x is None:  # nothing trained: every cosine is 0, and no row has a history
         return 0.0, 0.0
-    vocab = pc.drop_null(pc.unique(pa.chunked_array(x_vocabs)))
-
-    def recoded(table: pa.Table, column: str) -> np.ndarray:
-        vocabs = pairs.unpacked(table, "_vocab") if table is not x_rows else x_vocabs
-        parts = [
-            _indices(v, vocab)[codes]
-            for v, codes in zip(vocabs, pairs.unpacked(table, column), strict=True)
-        ]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-    def lengths(table: pa.Table) -> np.ndarray:
-        parts = [np.diff(offsets) for offsets in pairs.unpacked(table, "_offsets")]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-
-    def flat(column: str) -> np.ndarray:
-        parts = pairs.unpacked(packed, column)
-        return np.concatenate(parts) if parts else np.zeros(0)
-
+    item_vocabs = pairs.unpacked(packed, "_vocab")
+    item = _recoded(item_vocabs, pairs.unpacked(packed, "_items"), x.items)
+    partners = _recoded(item_vocabs, pairs.unpacked(packed, "_partners"), x.items)
+    user_vocabs = pairs.unpacked(packed, "_user_vocab")
+    user = _recoded(user_vocabs, pairs.unpacked(packed, "_users"), x.users)
+    offsets = pairs.unpacked(packed, "_offsets")
+    # Row i's partners: its own (WITHIN) from `partners`, or its user's row of X.
+    base = np.cumsum([0, *(o[-1] for o in offsets[:-1])])
+    own_start = np.concatenate([o[:-1] + b for o, b in zip(offsets, base, strict=True)])
+    own_length = np.concatenate([np.diff(o) for o in offsets]).astype(np.int64)
+    indptr = x.matrix.indptr
+    known = user >= 0
+    safe = np.where(known, user, 0)
+    x_length = np.where(known, indptr[safe + 1] - indptr[safe], 0)
+    start = np.where(own_length > 0, own_start, partners.size + indptr[safe])
+    length = own_length + x_length
+    _, flat = pairs.slices(start, length, np.r_[partners, x.matrix.indices].astype(np.int64))
     return cosine.diversity_terms(
-        lengths(x_rows),
-        recoded(x_rows, "_partners"),
-        len(vocab),
-        recoded(packed, "_items"),
-        lengths(packed),
-        recoded(packed, "_partners"),
-        flat("_weights"),
-        flat("_kinds"),
+        x.matrix,
+        item,
+        length,
+        flat,
+        np.concatenate(pairs.unpacked(packed, "_weights")),
+        np.concatenate(pairs.unpacked(packed, "_kinds")),
     )
 
 
-def _indices(values: pa.Array, vocab: pa.Array) -> np.ndarray:
+def _recoded(vocabs: list[pa.Array], codes: list[np.ndarray], vocab: pa.Array) -> np.ndarray:
+    """Codes into each row's vocabulary moved onto `vocab` (-1 stays -1; absent: -1)."""
+    parts = []
+    for row_vocab, row_codes in zip(vocabs, codes, strict=True):
+        index = np.r_[_indices(row_vocab.cast(vocab.type), vocab), -1]
+        parts.append(index[row_codes])  # code -1 picks the appended -1
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _indices(values: pa.Array | pa.ChunkedArray, vocab: pa.Array) -> np.ndarray:
     """Position of each value in `vocab`, -1 for values not in it (or null)."""
-    found = pc.index_in(values, value_set=vocab)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    found = pc.index_in(values.cast(vocab.type), value_set=vocab)
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)

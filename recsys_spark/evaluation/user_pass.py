@@ -1,7 +1,9 @@
 """The per-user pass of the evaluation: numpy over one partition of users (no Spark).
 
-The lists, held-out pairs and training pairs of a set of users arrive together as one
-Arrow table (`TAG` 0, 1, 2; every row of a user in the same partition). Everything per
+The lists and held-out pairs of a set of users arrive together as one Arrow table
+(`TAG` 0 and 1, 3 for users who should have a list; every row of a user in the same
+partition). Training pairs (`TAG` 2) never come here: their users' histories and the
+items' popularity are read off the matrix X built from them in `stages`. Everything per
 user is vectorised over the whole partition: lists ordered and de-duplicated by sorts,
 hits by a binary search of (user, item) keys, every metric at every K by weighted
 bincounts. That replaces per-user arrays and interpreted lambdas in Spark SQL, which
@@ -35,8 +37,8 @@ class Partition:
     """One partition's users, decoded to local integer codes.
 
     Items are coded in sorted order, so ordering by code breaks ties by item id.
-    List rows are sorted by (user, position); relevant pairs by (user, gain desc, item);
-    training pairs by (user, item). All pairs are distinct.
+    List rows are sorted by (user, position); relevant pairs by (user, gain desc, item).
+    All pairs are distinct.
     """
 
     users: pa.Array
@@ -49,8 +51,6 @@ class Partition:
     rel_user: np.ndarray
     rel_item: np.ndarray
     rel_gain: np.ndarray
-    hist_user: np.ndarray
-    hist_item: np.ndarray
     served: np.ndarray
 
     @property
@@ -70,11 +70,14 @@ def read_partition(
     with a null rank too. A repeated list item keeps its best rank. Relevant pairs have
     gain 1 or, when `graded`, `2 ** relevance - 1` with the largest relevance of a
     repeated pair (null and NaN give gain 0). `served_by` says which users should have
-    a list: `relevant`, `train` or `given` (rows with tag 3).
+    a list: `relevant` or `given` (rows with tag 3); with any other value (`train`,
+    decided from X later) none is marked. Training rows (tag 2) are ignored.
     """
     tag_all = table[TAG].to_numpy()
-    keep_rows = pc.is_valid(table[USER]).to_numpy(zero_copy_only=False) & (
-        pc.is_valid(table[ITEM]).to_numpy(zero_copy_only=False) | (tag_all == SERVED)
+    keep_rows = (
+        pc.is_valid(table[USER]).to_numpy(zero_copy_only=False)
+        & (pc.is_valid(table[ITEM]).to_numpy(zero_copy_only=False) | (tag_all == SERVED))
+        & (tag_all != TRAIN)
     )
     table = table.filter(pa.array(keep_rows)).combine_chunks()
     tag = table[TAG].to_numpy()
@@ -116,15 +119,13 @@ def read_partition(
     rel_user, rel_item = np.divmod(rel_keys, n_items)
     order = np.lexsort((rel_item, -rel_gain, rel_user))
 
-    hist_keys = _distinct(key[tag == TRAIN])
-    hist_user, hist_item = np.divmod(hist_keys, n_items)
     n_users = len(users)
     if served_by == "relevant":
         served = np.bincount(rel_user, minlength=n_users) > 0
-    elif served_by == "train":
-        served = np.bincount(hist_user, minlength=n_users) > 0
-    else:
+    elif served_by == "given":
         served = np.bincount(user[tag == SERVED], minlength=n_users) > 0
+    else:
+        served = np.zeros(n_users, dtype=bool)
     return Partition(
         users=users,
         items=items,
@@ -136,16 +137,8 @@ def read_partition(
         rel_user=rel_user[order],
         rel_item=rel_item[order],
         rel_gain=rel_gain[order],
-        hist_user=hist_user,
-        hist_item=hist_item,
         served=served,
     )
-
-
-def _distinct(keys: np.ndarray) -> np.ndarray:
-    """The distinct values, sorted."""
-    ordered = np.sort(keys)
-    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if ordered.size else ordered
 
 
 def _first_occurrences(keys: np.ndarray) -> np.ndarray:
@@ -210,13 +203,8 @@ def _run_lengths(group: np.ndarray) -> np.ndarray:
     return np.diff(np.r_[starts, group.size])
 
 
-def history_lengths(part: Partition) -> np.ndarray:
-    """Distinct training items of each user."""
-    return part.per_user(part.hist_user).astype(np.int64)
-
-
 def item_partials(part: Partition, k: int) -> dict[str, np.ndarray]:
-    """Per item of the partition: top-`k` slots, training users, relevant pairs, hits.
+    """Per item of the partition: top-`k` slots, relevant pairs, hits.
 
     Users are disjoint across partitions, so summing these over partitions is exact.
     """
@@ -224,7 +212,6 @@ def item_partials(part: Partition, k: int) -> dict[str, np.ndarray]:
     top = part.list_pos <= k
     counts = {
         "exposure": np.bincount(part.list_item[top], minlength=n),
-        "popularity": np.bincount(part.hist_item, minlength=n),
         "relevant": np.bincount(part.rel_item, minlength=n),
         "hits": np.bincount(part.list_item[top & part.list_hit], minlength=n),
     }
