@@ -11,9 +11,9 @@
    binary user x item matrix X.
 2. Those rows are routed with `repartitionById`: bucket b (0..B-1) gets its packed
    diversity rows and a copy of every piece of X and computes exact pair cosines
-   (`cosine`); one more partition gets the user and item rows and X too, and sums
-   the metrics per history length (read off X) and the catalogue-sized item
-   statistics (`item_stats`) (`stages.route_partition`).
+   (`cosine`); bucket 0 also gets the user and item rows, and sums the metrics per
+   history length (read off X) and the catalogue-sized item statistics (`item_stats`)
+   (`stages.route_partition`).
 
 Only named sums reach the driver: a few per history length, per bucket and per curve
 point, whatever the number of users, interactions or items.
@@ -182,20 +182,20 @@ def run_passes(
     parts = int(spark.conf.get("spark.sql.shuffle.partitions") or 2)
     passed = rows.where(~is_train).repartition(parts, up.USER).mapInArrow(first, schema)
     x_rows = rows.where(is_train).mapInArrow(partial(train_partition, schema=arrow_schema), schema)
-    # X goes to every bucket and to the summary (partition `buckets`).
-    every = F.sequence(F.lit(0), F.lit(buckets))
+    # X goes to every bucket; bucket 0 (the only one without diversity) sums the rest too.
+    n_parts = max(buckets, 1)
+    every = F.sequence(F.lit(0), F.lit(n_parts - 1))
     target = F.when(F.col(ROW) == X_ROWS, every).otherwise(F.array(BUCKET))
     passed = passed.unionByName(x_rows).withColumn(BUCKET, F.explode(target))
     second = partial(
         route_partition,
         names=names,
-        summary=buckets,
         served_by=served_by,
         head_share=head_share,
         n_points=n_points,
     )
-    # Partition b is bucket b, partition `buckets` the summary: one task each.
-    routed = passed.repartitionById(buckets + 1, BUCKET).mapInArrow(second, RESULT_SCHEMA)
+    # Partition b is bucket b: one task each.
+    routed = passed.repartitionById(n_parts, BUCKET).mapInArrow(second, RESULT_SCHEMA)
     with session_conf(spark, ARROW_SETTINGS):
         return _assemble(routed.collect())
 

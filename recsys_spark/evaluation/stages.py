@@ -5,8 +5,8 @@ held-out pairs, served marks) emits `USERS` (every metric and flag of each user)
 `ITEMS` (per-item partial counts) and `PACKED` (the diversity rows of one bucket of
 items). `train_partition` (a partition of the training pairs, as they lie: no shuffle)
 emits one `X_ROWS` row, its distinct (user, item) pairs packed. `route_partition`
-(stage 2) gets one bucket's packed rows with every X row, or the summary: every user
-and item row with every X row; it emits named sums. `frames` wires them in Spark.
+(stage 2) gets one bucket's packed rows with every X row; bucket 0 also gets every user
+and item row for the summary. It emits named sums. `frames` wires them in Spark.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def user_partition(
 ) -> Iterator[pa.RecordBatch]:
     """Stage 1 on one partition of users (see the module docstring).
 
-    `USERS` and `ITEMS` rows go to the summary (bucket number `buckets`).
+    `USERS` and `ITEMS` rows go to the summary, in bucket 0.
     """
     table = arrow_table(batches)
     if table is None:
@@ -80,13 +80,13 @@ def user_partition(
     users: dict[str, object] = {up.USER: part.users}
     users.update({n: np.where(evaluated, v, 0.0) for n, v in metrics.items()})
     users.update({n: f.astype(np.int64) for n, f in zip(USER_FLAGS, flags, strict=True)})
-    yield from _rows(schema, USERS, buckets, part.n_users, users)
+    yield from _rows(schema, USERS, 0, part.n_users, users)
     partials = up.item_partials(part, k)
     present = np.flatnonzero(sum(partials.values()) > 0)
     item_values: dict[str, object] = {up.ITEM: part.items.take(pa.array(present))}
     for name, values in zip(ITEM_COUNTS, partials.values(), strict=True):
         item_values[name] = values[present]
-    yield from _rows(schema, ITEMS, buckets, present.size, item_values)
+    yield from _rows(schema, ITEMS, 0, present.size, item_values)
     if buckets:
         for bucket, pack in pairs.packed_diversity(part, k, buckets).items():
             yield from _rows(schema, PACKED, bucket, 1, pairs.packed_row(pack))
@@ -128,30 +128,32 @@ def route_partition(
     batches: Iterator[pa.RecordBatch],
     *,
     names: list[str],
-    summary: int,
     served_by: str,
     head_share: float,
     n_points: int,
 ) -> Iterator[pa.RecordBatch]:
-    """Stage 2 on one partition: a bucket of pair cosines, or (bucket `summary`) the sums."""
+    """Stage 2 on one partition: a bucket of pair cosines, and in bucket 0 the summary.
+
+    The summary shares bucket 0's task (and its X) rather than waiting for a core of
+    its own after the buckets.
+    """
     table = arrow_table(batches)
     if table is None:
         return
     row = table[ROW].to_numpy()
     x = XMatrix.of(table.filter(pa.array(row == X_ROWS)))
     out: list[tuple[str, int, str, float]] = []
-    if int(table[BUCKET][0].as_py()) == summary:
+    if int(table[BUCKET][0].as_py()) == 0:
         users = table.filter(pa.array(row == USERS))
         out += _user_summary(users, x, names=names, served_by=served_by)
         items = table.filter(pa.array(row == ITEMS))
         out += _item_summary(items, x, head_share=head_share, n_points=n_points)
-    else:
-        packed = table.filter(pa.array(row == PACKED))
-        if packed.num_rows:
-            bucket = int(packed[BUCKET][0].as_py())
-            within, unexpected = _bucket_terms(packed, x)
-            out += [("diversity", bucket, "within", within)]
-            out += [("diversity", bucket, "unexpected", unexpected)]
+    packed = table.filter(pa.array(row == PACKED))
+    if packed.num_rows:
+        bucket = int(packed[BUCKET][0].as_py())
+        within, unexpected = _bucket_terms(packed, x)
+        out += [("diversity", bucket, "within", within)]
+        out += [("diversity", bucket, "unexpected", unexpected)]
     parts, keys, labels, values = zip(*out, strict=True) if out else ((), (), (), ())
     yield pa.RecordBatch.from_arrays(
         [
