@@ -5,10 +5,11 @@ beyond-accuracy metrics, the diversity metrics, the breakdowns and the curves fo
 set of lists; `most_popular_lists` builds the baseline lists with
 `recsys_spark.popularity`.
 
-Everything comes from one Spark action (`frames.run_passes`): the inputs are shuffled
-by user once into a numpy pass per partition, whose small output is routed to buckets
-of items (exact pair cosines for diversity and serendipity) and to one summary task
-(item statistics); only named sums reach the driver.
+Everything comes from one Spark action (`frames.run_passes`): the lists and held-out
+pairs are shuffled by user once into a numpy pass per partition, the training pairs
+packed where they lie into pieces of the matrix X; the small output is routed to buckets
+of items (exact pair cosines for diversity and serendipity), the first of which also
+sums the per-user and per-item statistics; only named sums reach the driver.
 """
 
 from __future__ import annotations
