@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
+from recsys_spark.arrays import distinct
 from recsys_spark.fallback import recommend_with_fallback
 from recsys_spark.similarity.ranking import top_k_per_group
 
@@ -230,7 +231,7 @@ def _score_users(
     history = sp.csr_matrix(
         (weights[known], (row[known], items[known])), shape=(len(user_idx), shape[0])
     )
-    seen = np.unique(row[known].astype(np.int64) * shape[1] + items[known])
+    seen = distinct(row[known].astype(np.int64) * shape[1] + items[known])
     for start in range(0, len(user_idx), USERS_PER_CHUNK):
         stop = min(start + USERS_PER_CHUNK, len(user_idx))
         scores = (history[start:stop] @ sim).tocoo()

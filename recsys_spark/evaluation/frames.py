@@ -38,10 +38,9 @@ from recsys_spark.evaluation import item_stats, pairs
 from recsys_spark.evaluation import user_pass as up
 from recsys_spark.evaluation.stages import (
     BUCKET,
-    ITEM_COUNTS,
     RESULT_SCHEMA,
     ROW,
-    USER_FLAGS,
+    TABLE,
     X_ROWS,
     per_user_partition,
     route_partition,
@@ -158,12 +157,7 @@ def run_passes(
         [
             T.StructField(ROW, T.IntegerType()),
             T.StructField(BUCKET, T.IntegerType()),
-            T.StructField(up.USER, rows.schema[up.USER].dataType),
-            *[T.StructField(n, T.DoubleType()) for n in names],
-            *[T.StructField(n, T.LongType()) for n in USER_FLAGS],
-            T.StructField(up.ITEM, rows.schema[up.ITEM].dataType),
-            *[T.StructField(n, T.LongType()) for n in ITEM_COUNTS],
-            *[T.StructField(n, T.BinaryType()) for n in pairs.PACK_COLUMNS],
+            *[T.StructField(n, T.BinaryType()) for n in (TABLE, *pairs.PACK_COLUMNS)],
         ]
     )
     arrow_schema = to_arrow_schema(schema)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc
 
+from recsys_spark.arrays import distinct
 from recsys_spark.evaluation.user_pass import ITEM, USER, Partition, positions
 
 WITHIN, TO_HISTORY = 0, 1  # kinds of diversity rows
@@ -145,7 +146,7 @@ def packed_pairs(table: pa.Table) -> Packed | None:
     items = pc.dictionary_encode(table[ITEM]).combine_chunks()
     user = users.indices.to_numpy().astype(np.int64)
     item = items.indices.to_numpy().astype(np.int64)
-    key = np.unique(user * len(items.dictionary) + item)
+    key = distinct(user * len(items.dictionary) + item)
     user, item = np.divmod(key, len(items.dictionary))
     return Packed(
         vocab=items.dictionary,
@@ -159,11 +160,7 @@ def packed_row(pack: Packed) -> dict[str, pa.Array]:
     """A `Packed` as one row of binary columns (see `PACK_COLUMNS`)."""
     buffers: dict[str, bytes] = {}
     for name in VOCABS:
-        sink = pa.BufferOutputStream()
-        batch = pa.record_batch([getattr(pack, name[1:])], names=["vocab"])
-        with pyarrow.ipc.new_stream(sink, batch.schema) as writer:
-            writer.write_batch(batch)
-        buffers[name] = sink.getvalue().to_pybytes()
+        buffers[name] = ipc_bytes(pa.table({"vocab": getattr(pack, name[1:])}))
     for name in PACK_TYPES:
         values = getattr(pack, name[1:])
         if values is not None:
@@ -176,7 +173,20 @@ def unpacked(table: pa.Table, name: str) -> list:
     out: list = []
     for blob in table[name].to_pylist():
         if name in VOCABS:
-            out.append(pyarrow.ipc.open_stream(blob).read_all().column(0).combine_chunks())
+            out.append(from_ipc(blob).column(0).combine_chunks())
         else:
             out.append(np.frombuffer(blob, dtype=PACK_TYPES[name]))
     return out
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    """A whole table as one Arrow IPC stream: a single binary cell for Spark to carry."""
+    sink = pa.BufferOutputStream()
+    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(blob: bytes) -> pa.Table:
+    """The table of `ipc_bytes`."""
+    return pyarrow.ipc.open_stream(blob).read_all()

@@ -17,6 +17,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from recsys_spark import columns as C
+from recsys_spark.arrays import distinct
 from recsys_spark.similarity.measures import similarity_scores
 from recsys_spark.similarity.ranking import top_k_per_group
 
@@ -75,7 +76,7 @@ def replicate_histories(
     user_ids, starts, sizes = np.unique(users, return_index=True, return_counts=True)
     n_blocks = int(block_of.max(initial=0)) + 1
     # Distinct (user, block) pairs; a user's rows are already contiguous.
-    key = np.unique(np.searchsorted(user_ids, users).astype(np.int64) * n_blocks + block_of[items])
+    key = distinct(np.searchsorted(user_ids, users).astype(np.int64) * n_blocks + block_of[items])
     pos, blocks = key // n_blocks, (key % n_blocks).astype(np.int32)
     lengths = sizes[pos]
     offsets = np.repeat(starts[pos] - (np.cumsum(lengths) - lengths), lengths)
