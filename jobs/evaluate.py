@@ -37,6 +37,7 @@ from recsys_spark.evaluation.evaluate import (
     EvaluationParams,
     evaluate_model,
     most_popular_lists,
+    prepare_training,
 )
 from recsys_spark.evaluation.report import (
     format_table,
@@ -160,13 +161,19 @@ def evaluate_lists(
         "curves": {},
         "tables": table_paths,
     }
-    for model, recs in lists.items():
-        # evaluate_model reads the lists once (one Spark action): no cache needed.
-        with stage(log, f"evaluate {model}"):
-            result = evaluate_model(recs.select(C.USER_ID, C.ITEM_ID, C.RANK), train, test, params)
-        doc["models"][model] = result.metrics
-        doc["breakdowns"][model] = result.breakdowns
-        doc["curves"][model] = result.curves
+    with stage(log, "training pairs packed for every model"):
+        prepared = prepare_training(train)
+    try:
+        for model, recs in lists.items():
+            # evaluate_model reads the lists once (one Spark action): no cache needed.
+            with stage(log, f"evaluate {model}"):
+                lists_only = recs.select(C.USER_ID, C.ITEM_ID, C.RANK)
+                result = evaluate_model(lists_only, prepared, test, params)
+            doc["models"][model] = result.metrics
+            doc["breakdowns"][model] = result.breakdowns
+            doc["curves"][model] = result.curves
+    finally:
+        prepared.unpersist()
     return doc
 
 

@@ -19,7 +19,7 @@ from recsys_spark.evaluation.breakdown import (
 )
 from recsys_spark.evaluation.coverage import beyond_accuracy_metrics, exposure_curves
 from recsys_spark.evaluation.diversity import diversity_metrics
-from recsys_spark.evaluation.evaluate import EvaluationParams, evaluate_model
+from recsys_spark.evaluation.evaluate import EvaluationParams, evaluate_model, prepare_training
 from recsys_spark.evaluation.item_stats import head_items
 from recsys_spark.evaluation.ranking import ranking_metrics
 
@@ -253,3 +253,24 @@ def test_training_pairs_scattered_and_repeated_count_once(frames, spark: SparkSe
     assert got.curves.keys() == want.curves.keys()
     for name, points in want.curves.items():
         assert got.curves[name] == pytest.approx(points), name
+
+
+def test_prepared_training_gives_the_same_evaluation(frames, spark: SparkSession) -> None:
+    # X packed once and shared by several models must give each model what packing it
+    # inside the call gives, for the exact and the sampled diversity alike.
+    recs, train, test = frames
+    scattered = train.unionByName(train).repartition(3)
+    prepared = prepare_training(scattered)
+    try:
+        for sample in (None, 2):
+            params = EvaluationParams(ks=(2,), k=3, head_share=0.5, diversity_max_users=sample)
+            want = evaluate_model(recs, train, test, params)
+            got = evaluate_model(recs, prepared, test, params)
+            assert got.metrics == pytest.approx(want.metrics, abs=1e-12), sample
+            assert got.breakdowns == want.breakdowns
+            assert got.curves.keys() == want.curves.keys()
+            for name, points in want.curves.items():
+                assert got.curves[name] == pytest.approx(points), name
+    finally:
+        prepared.unpersist()
+    assert prepared.pieces.count() == 3  # one packed row per partition of training pairs

@@ -9,7 +9,9 @@ Everything comes from one Spark action (`frames.run_passes`): the lists and held
 pairs are shuffled by user once into a numpy pass per partition, the training pairs
 packed where they lie into pieces of the matrix X; the small output is routed to buckets
 of items (exact pair cosines for diversity and serendipity), the first of which also
-sums the per-user and per-item statistics; only named sums reach the driver.
+sums the per-user and per-item statistics; only named sums reach the driver. Several
+models evaluated against the same training pairs share one packing of X
+(`prepare_training`): about a third of the rows a single evaluation hands to Python.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from recsys_spark.evaluation.breakdown import (
 )
 from recsys_spark.evaluation.coverage import coverage_metrics
 from recsys_spark.evaluation.diversity import diversity_metrics, diversity_values
-from recsys_spark.evaluation.frames import run_passes, tagged_rows
+from recsys_spark.evaluation.frames import run_passes, tagged_rows, training_pieces
 from recsys_spark.evaluation.ranking import metric_names
 from recsys_spark.logs import get_logger, stage
 from recsys_spark.popularity import popular_items, recommend_popular
@@ -52,6 +54,40 @@ class EvaluationParams:
     seed: int = 42
 
 
+@dataclass(frozen=True)
+class PreparedTraining:
+    """Training pairs packed once into pieces of X (cached) for several `evaluate_model`s.
+
+    Build it with `prepare_training`; `unpersist` it when the last model is done.
+    """
+
+    pairs: DataFrame
+    pieces: DataFrame
+
+    def unpersist(self) -> None:
+        self.pieces.unpersist()
+
+
+def prepare_training(
+    train: DataFrame, *, user_col: str = C.USER_ID, item_col: str = C.ITEM_ID
+) -> PreparedTraining:
+    """Pack and cache the training pairs for every model of an evaluation (one Spark job).
+
+    Parameters
+    ----------
+    train
+        Training pairs `user_col`, `item_col` (repeated pairs and nulls are fine).
+
+    Returns
+    -------
+    PreparedTraining
+        To pass as `train` to `evaluate_model`, with the same id types as its lists.
+    """
+    pieces = training_pieces(train, user_col=user_col, item_col=item_col).cache()
+    pieces.count()
+    return PreparedTraining(pairs=train, pieces=pieces)
+
+
 @dataclass
 class ModelEvaluation:
     """Everything measured for one model: metrics, breakdowns, curve points."""
@@ -63,7 +99,7 @@ class ModelEvaluation:
 
 def evaluate_model(
     recs: DataFrame,
-    train: DataFrame,
+    train: DataFrame | PreparedTraining,
     test: DataFrame,
     params: EvaluationParams = EvaluationParams(),
     *,
@@ -78,7 +114,8 @@ def evaluate_model(
     recs
         Lists `user_col`, `item_col`, `rank_col` (read once).
     train
-        Training pairs: catalogue, popularity, histories and activity buckets.
+        Training pairs: catalogue, popularity, histories and activity buckets; or
+        `prepare_training` of them, when several models are evaluated against them.
     test
         Held-out pairs (with `params.relevance_col` for graded NDCG).
 
@@ -91,10 +128,12 @@ def evaluate_model(
     ks = tuple(sorted(set(params.ks) | {params.k}))
     k = params.k
     sample = params.diversity_max_users
+    prepared = train if isinstance(train, PreparedTraining) else None
+    pairs = train.pairs if isinstance(train, PreparedTraining) else train
     rows = tagged_rows(
         recs,
         test,
-        train,
+        None if prepared else pairs,
         relevance_col=params.relevance_col,
         user_col=user_col,
         item_col=item_col,
@@ -108,6 +147,7 @@ def evaluate_model(
             head_share=params.head_share,
             graded=params.relevance_col is not None,
             diversity=sample is None,
+            pieces=prepared.pieces if prepared else None,
         )
     metrics, by_activity = _ranking_by_activity(result.by_history, ks, k, params)
     metrics.update(
@@ -125,7 +165,7 @@ def evaluate_model(
             metrics.update(
                 diversity_metrics(
                     recs,
-                    train,
+                    pairs,
                     test,
                     k=k,
                     max_users=sample,

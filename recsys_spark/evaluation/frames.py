@@ -8,7 +8,8 @@
    diversity rows packed per item bucket (`stages.user_partition`, `pairs`). The
    training pairs, usually the most rows, are not shuffled: each of their partitions
    packs its distinct pairs into one row (`stages.train_partition`), a piece of the
-   binary user x item matrix X.
+   binary user x item matrix X (`training_pieces`; cached once when several models
+   are evaluated against the same pairs).
 2. Those rows are routed with `repartitionById`: bucket b (0..B-1) gets its packed
    diversity rows and a copy of every piece of X and computes exact pair cosines
    (`cosine`); bucket 0 also gets the user and item rows, and sums the metrics per
@@ -49,6 +50,14 @@ from recsys_spark.evaluation.stages import (
 )
 from recsys_spark.io.delta import session_conf
 
+# Rows between the stages: which kind, which bucket, and binary cells (see `stages`).
+PASS_SCHEMA = T.StructType(
+    [
+        T.StructField(ROW, T.IntegerType()),
+        T.StructField(BUCKET, T.IntegerType()),
+        *[T.StructField(n, T.BinaryType()) for n in (TABLE, *pairs.PACK_COLUMNS)],
+    ]
+)
 # Arrow batches of 100K rows instead of Spark's 10K: the numpy pass works on a whole
 # partition either way, and fewer batches cut the per-batch cost (about 7% of the whole
 # evaluation on bench_evaluate's 2.5M rows).
@@ -132,6 +141,7 @@ def run_passes(
     graded: bool = False,
     diversity: bool = False,
     num_buckets: int | None = None,
+    pieces: DataFrame | None = None,
 ) -> PassResult:
     """Both stages of the module docstring over `rows` (from `tagged_rows`), one action.
 
@@ -145,6 +155,8 @@ def run_passes(
         Also compute the diversity sums (`within`, `unexpected`).
     num_buckets
         Buckets of the pair cosines; default: `default_buckets`.
+    pieces
+        X already packed (`training_pieces`), instead of training rows in `rows`.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1; got {k}")
@@ -153,14 +165,7 @@ def run_passes(
     spark = rows.sparkSession
     buckets = int(num_buckets or default_buckets(spark)) if diversity else 0
     names = up.metric_names(ks)
-    schema = T.StructType(
-        [
-            T.StructField(ROW, T.IntegerType()),
-            T.StructField(BUCKET, T.IntegerType()),
-            *[T.StructField(n, T.BinaryType()) for n in (TABLE, *pairs.PACK_COLUMNS)],
-        ]
-    )
-    arrow_schema = to_arrow_schema(schema)
+    arrow_schema = to_arrow_schema(PASS_SCHEMA)
     first = partial(
         user_partition,
         schema=arrow_schema,
@@ -174,8 +179,8 @@ def run_passes(
     is_train = F.col(up.TAG) == up.TRAIN
     # An explicit partition count: AQE does not coalesce it into one task (one core).
     parts = int(spark.conf.get("spark.sql.shuffle.partitions") or 2)
-    passed = rows.where(~is_train).repartition(parts, up.USER).mapInArrow(first, schema)
-    x_rows = rows.where(is_train).mapInArrow(partial(train_partition, schema=arrow_schema), schema)
+    passed = rows.where(~is_train).repartition(parts, up.USER).mapInArrow(first, PASS_SCHEMA)
+    x_rows = training_pieces(rows.where(is_train)) if pieces is None else pieces
     # X goes to every bucket; bucket 0 (the only one without diversity) sums the rest too.
     n_parts = max(buckets, 1)
     every = F.sequence(F.lit(0), F.lit(n_parts - 1))
@@ -192,6 +197,19 @@ def run_passes(
     routed = passed.repartitionById(n_parts, BUCKET).mapInArrow(second, RESULT_SCHEMA)
     with session_conf(spark, ARROW_SETTINGS):
         return _assemble(routed.collect())
+
+
+def training_pieces(
+    train: DataFrame, *, user_col: str = up.USER, item_col: str = up.ITEM
+) -> DataFrame:
+    """Pieces of X: each partition of training pairs packed where it lies into one row.
+
+    `run_passes` builds them from its training rows; cached, they serve every
+    evaluation against the same training pairs (`evaluate.prepare_training`).
+    """
+    pairs_only = train.select(F.col(user_col).alias(up.USER), F.col(item_col).alias(up.ITEM))
+    schema = to_arrow_schema(PASS_SCHEMA)
+    return pairs_only.mapInArrow(partial(train_partition, schema=schema), PASS_SCHEMA)
 
 
 def default_buckets(spark: SparkSession) -> int:
