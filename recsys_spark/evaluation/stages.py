@@ -230,7 +230,9 @@ def _user_summary(
     padding = np.zeros(int(train_only.sum()))
 
     def column(name: str) -> np.ndarray:
-        values = pc.fill_null(users[name], 0).to_numpy() if users and n_rows else padding[:0]
+        if users is None or not n_rows:
+            return padding.copy()
+        values = pc.fill_null(users[name], 0).to_numpy()
         return np.r_[values.astype(np.float64), padding]
 
     sums = {name: column(name) for name in [*names, "_evaluated", "_list_users", "_pair_users"]}
@@ -263,7 +265,9 @@ def _item_summary(
     code = pc.index_in(all_ids, value_set=vocab).to_numpy()
     totals = {}
     for name in ITEM_COUNTS:
-        values = pc.fill_null(items[name], 0).to_numpy() if items and n_rows else np.zeros(0)
+        values = np.zeros(0)
+        if items is not None and n_rows:
+            values = pc.fill_null(items[name], 0).to_numpy()
         totals[name] = np.bincount(code[:n_rows], weights=values, minlength=len(vocab))
     popularity = x.popularity() if x is not None else np.zeros(0)
     totals["_popularity"] = np.bincount(code[n_rows:], weights=popularity, minlength=len(vocab))
