@@ -5,7 +5,8 @@
 Generates (once, cached) a synthetic CSV log with the sample generator, then runs each
 variant in its own fresh local[2] Spark process so that memory figures are not mixed:
 
-- plain:  spark.read.csv(header=True).write.format("delta") -- no validation at all;
+- plain:  spark.read.csv(header=True).write.format("delta") -- no validation at all (its
+          rows are counted after the clock stops: the baseline is the write alone);
 - ingest: jobs/ingest.py's run_ingest into an empty storage root -- parse, validate,
           quarantine, deduplicate, index maintenance, the interactions write (into an
           empty table: a plain partitioned insert; later batches MERGE), ingest logs,
@@ -13,9 +14,10 @@ variant in its own fresh local[2] Spark process so that memory figures are not m
 
 Each child warms its JVM on a tiny file first, then times its variant. Target: ingest
 costs at most 2.5x the plain write. The ingest's stage times (from its log), the JVM's
-CPU seconds and the host's load average go into the JSON too. With `--repeat N` the two
-variants alternate N times and the fastest run of each is compared: on a shared host the
-least disturbed one.
+CPU seconds (and how many of them went to JIT compiling and garbage collection) and the
+host's load average go into the JSON too. With `--repeat N` the two variants alternate
+N times and the fastest run of each is compared: on a shared host the least disturbed
+one.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _spark(driver_memory: str):  # type: ignore[no-untyped-def]
 
 def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> dict:
     """Time one variant in this process; returns its figures."""
-    from benchmarks.memory import jvm_pid, peak_rss
+    from benchmarks.memory import jvm_jit_and_gc_seconds, jvm_pid, peak_rss
     from recsys_spark.config import IngestConfig, StorageConfig
     from recsys_spark.ingest.runner import run_ingest
 
@@ -70,11 +72,12 @@ def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> d
         )
     jvm = jvm_pid(spark)
     cpu_before, load_before = _cpu_seconds(jvm), os.getloadavg()[0]
+    jit_before, gc_before = jvm_jit_and_gc_seconds(spark)
     with peak_rss(spark) as peak:
         start = time.perf_counter()
         if variant == "plain":
             plain_write(source, str(work / "plain"))
-            rows = spark.read.format("delta").load(str(work / "plain")).count()
+            rows = 0  # counted below, after the clock: the baseline is the write alone
             extra: dict = {}
         else:
             report = run_ingest(
@@ -91,6 +94,9 @@ def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> d
             }
         seconds = time.perf_counter() - start
     cpu = _cpu_seconds(jvm) - cpu_before
+    jit_after, gc_after = jvm_jit_and_gc_seconds(spark)
+    if variant == "plain":
+        rows = spark.read.format("delta").load(str(work / "plain")).count()
     spark.stop()
     return {
         "variant": variant,
@@ -100,6 +106,8 @@ def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> d
         "peak_jvm_mib": round(peak.jvm / 2**20),
         "peak_python_mib": round(peak.python / 2**20),
         "jvm_cpu_s": round(cpu, 1),
+        "jvm_jit_s": round(jit_after - jit_before, 1),
+        "jvm_gc_s": round(gc_after - gc_before, 1),
         "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         **extra,
     }

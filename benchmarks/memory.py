@@ -34,6 +34,17 @@ class Peak:
         return (self.jvm + self.python) / 2**20
 
 
+def jvm_jit_and_gc_seconds(spark: SparkSession) -> tuple[float, float]:
+    """CPU seconds the JVM has spent compiling (JIT) and collecting garbage since it started.
+
+    Both run beside the tasks and take cores from them: on a short job over cold code
+    paths the JIT alone can cost a third of the CPU.
+    """
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory  # type: ignore[union-attr]
+    gc_ms = sum(bean.getCollectionTime() for bean in beans.getGarbageCollectorMXBeans())
+    return beans.getCompilationMXBean().getTotalCompilationTime() / 1000, gc_ms / 1000
+
+
 def jvm_pid(spark: SparkSession) -> int:
     return int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
 
