@@ -76,7 +76,8 @@ show(read_table(spark, night.storage.table(HOLDOUT_PAIRS)).groupBy("role").count
 
 # COMMAND ----------
 
-# MAGIC %md ## 3. Candidate models on the holdout's training side (item-based measures and ALS), with lists for the holdout's users
+# MAGIC %md ## 3. Candidate models on the holdout's training side
+# MAGIC The item-based measures and ALS, each with lists for the holdout's users.
 
 # COMMAND ----------
 
