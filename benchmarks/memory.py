@@ -35,10 +35,11 @@ class Peak:
 
 
 def jvm_jit_and_gc_seconds(spark: SparkSession) -> tuple[float, float]:
-    """CPU seconds the JVM has spent compiling (JIT) and collecting garbage since it started.
+    """Seconds the JVM has spent compiling (JIT) and collecting garbage since it started.
 
-    Both run beside the tasks and take cores from them: on a short job over cold code
-    paths the JIT alone can cost a third of the CPU.
+    As the management beans report them: time summed over the compiler (or collector)
+    threads, elapsed rather than CPU time, so on a busy host it includes waits for a core.
+    Both run beside the tasks and take cores from them.
     """
     beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory  # type: ignore[union-attr]
     gc_ms = sum(bean.getCollectionTime() for bean in beans.getGarbageCollectorMXBeans())
