@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+from benchmarks.memory import peak_tree_rss  # noqa: E402
 from recsys_spark.config import SparkConfig  # noqa: E402
 
 JAVA_BLAS_OPTION = "-Ddev.ludovic.netlib.blas.nativeLib=libno-native-blas.so"
@@ -46,52 +46,6 @@ def spark_config(blas: str) -> SparkConfig:
         app_name=f"bench-als-{blas}", driver_memory="6g", shuffle_partitions=4,
         log_level="ERROR", conf=conf,
     )  # fmt: skip
-
-
-class PeakRss:
-    """Polls /proc for the resident memory of this process's descendants (MB)."""
-
-    def __init__(self) -> None:
-        self.peak_total = 0.0
-        self.peak_python_worker = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        me = os.getpid()
-        while not self._stop.wait(0.2):
-            parents: dict[int, int] = {}
-            rss: dict[int, float] = {}
-            cmd: dict[int, str] = {}
-            for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-                try:
-                    stat = Path(f"/proc/{pid}/stat").read_text()
-                    status = Path(f"/proc/{pid}/status").read_text()
-                    cmd[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore")
-                except OSError:
-                    continue
-                parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-                kb = [ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")]
-                rss[pid] = int(kb[0]) / 1024 if kb else 0.0
-            tree = {me}
-            changed = True
-            while changed:
-                new = {p for p, pp in parents.items() if pp in tree and p not in tree}
-                tree |= new
-                changed = bool(new)
-            tree.discard(me)
-            self.peak_total = max(self.peak_total, sum(rss.get(p, 0.0) for p in tree))
-            workers = [rss.get(p, 0.0) for p in tree if "pyspark.worker" in cmd.get(p, "")
-                       or "pyspark.daemon" in cmd.get(p, "")]  # fmt: skip
-            self.peak_python_worker = max(self.peak_python_worker, max(workers, default=0.0))
 
 
 def ensure_data(args: argparse.Namespace) -> str:
@@ -242,7 +196,7 @@ def score_benchmark(args: argparse.Namespace, model_path: str) -> dict:
     print(json.dumps(res), flush=True)
 
     def timed(name: str, df, sink: str = "cache"):
-        with PeakRss() as mem:
+        with peak_tree_rss() as mem:
             start = time.perf_counter()
             if sink == "cache":
                 df = df.cache()
@@ -252,8 +206,8 @@ def score_benchmark(args: argparse.Namespace, model_path: str) -> dict:
                 rows = None
             seconds = time.perf_counter() - start
         res[name] = {"seconds": round(seconds, 2), "rows": rows,
-                     "peak_rss_mb_spark_processes": round(mem.peak_total),
-                     "peak_rss_mb_python_worker": round(mem.peak_python_worker)}  # fmt: skip
+                     "peak_rss_mb_spark_processes": round(mem.descendants / 2**20),
+                     "peak_rss_mb_python_worker": round(mem.python_worker / 2**20)}  # fmt: skip
         print(name, res[name], flush=True)
         return df
 

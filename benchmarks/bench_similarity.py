@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+from benchmarks.memory import peak_tree_rss  # noqa: E402
 from recsys_spark import columns as C  # noqa: E402
 from recsys_spark import tables  # noqa: E402
 from recsys_spark.affinity import user_item_affinity  # noqa: E402
@@ -47,42 +47,6 @@ from recsys_spark.config import SparkConfig  # noqa: E402
 from recsys_spark.io import delta  # noqa: E402
 from recsys_spark.session import get_spark  # noqa: E402
 from recsys_spark.similarity import cap_interactions, item_similarity  # noqa: E402
-
-
-class PeakMemory:
-    """Samples the summed RSS of this process and all its descendants (Linux /proc)."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss(os.getpid()))
-            time.sleep(self.interval)
-
-
-def _tree_rss(pid: int) -> int:
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-            for task in Path(f"/proc/{p}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return total
 
 
 def _tree_cpu_seconds(pid: int) -> float:
@@ -103,11 +67,11 @@ def _tree_cpu_seconds(pid: int) -> float:
 def timed(fn: Callable[[], object]) -> tuple[float, int, float]:
     """Wall seconds, peak tree RSS and tree CPU seconds of one call."""
     cpu = _tree_cpu_seconds(os.getpid())
-    with PeakMemory() as mem:
+    with peak_tree_rss() as mem:
         start = time.perf_counter()
         fn()
         seconds = time.perf_counter() - start
-    return seconds, mem.peak, _tree_cpu_seconds(os.getpid()) - cpu
+    return seconds, mem.tree, _tree_cpu_seconds(os.getpid()) - cpu
 
 
 def sql_self_join_top_k(
