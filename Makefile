@@ -11,7 +11,7 @@ JARS_STAMP := jars/.resolved
 VENV_STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv jars sample-data ingest demo nightly train-als mlflow-ui test bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster
+.PHONY: help setup venv jars sample-data ingest demo nightly train-als mlflow-ui test bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
 
 help: ## list every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,7 +86,7 @@ test: setup wheel ## the test suite (one shared local Spark session, tiny data),
 	$(PY) -m pytest -q
 	SET="$(CLUSTER_TEST_SET)" cluster/ci.sh
 
-bench: bench-ingest bench-als bench-quality bench-evaluate bench-similarity bench-nightly bench-cluster ## every benchmark; figures go to bench-results/ and BENCHMARKS.md by hand
+bench: bench-ingest bench-ingest-floors bench-als bench-quality bench-evaluate bench-similarity bench-nightly bench-cluster ## every benchmark; figures go to bench-results/ and BENCHMARKS.md by hand
 
 bench-nightly: setup ## the nightly end to end at 0.5M, 2M and 8M events: stage times, peak memory, growth
 	$(PY) benchmarks/bench_nightly.py $(BENCH_ARGS)
@@ -96,6 +96,9 @@ bench-cluster: setup wheel ## the sample nightly in local mode beside the 2-work
 
 bench-ingest: setup ## ingest of a generated 5M-event CSV vs a plain CSV -> Delta write
 	$(PY) benchmarks/bench_ingest.py $(BENCH_ARGS)
+
+bench-ingest-floors: setup ## each piece of the ingest alone (read, validate, cache, write) vs the plain write, warm JVM
+	$(PY) benchmarks/ingest_floors.py $(BENCH_ARGS)
 
 bench-als: setup ## ALS fit (Java vs native BLAS) and top-10 for all users vs Spark, 2M events
 	$(PY) benchmarks/bench_als.py $(BENCH_ARGS)

@@ -54,6 +54,27 @@ def read_validated(
 def validated_with_counts(
     spark: SparkSession, cfg: IngestConfig, files: list[SourceFile], now: datetime
 ) -> tuple[DataFrame, list[FileOutcome]]:
+    """The validated rows of `files`, persisted with a `ROW_ID`, and one outcome per file."""
+    validated = validated_rows(spark, cfg, files, now)
+    # Uncompressed, the cache of a batch is about twice as big and costs a third of the
+    # time to build; it is scanned a few times and dropped at the end of the batch.
+    with session_conf(spark, {"spark.sql.inMemoryColumnarStorage.compressed": "false"}):
+        validated = validated.withColumn(ROW_ID, row_id()).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = _counts_by_file(validated)  # this pass also fills the cache
+    outcomes = []
+    for f in files:
+        rows, bad, dates = counts.get(f.path, (0, 0, ()))
+        outcomes.append(FileOutcome(f, "ingested", rows, bad, event_dates=dates))
+    unmatched = set(counts) - {f.path for f in files}
+    if unmatched:  # a path spelt differently by the reader: keep the rows, flag the log
+        log.warning("rows from unlisted paths %s", sorted(unmatched))
+    return validated, outcomes
+
+
+def validated_rows(
+    spark: SparkSession, cfg: IngestConfig, files: list[SourceFile], now: datetime
+) -> DataFrame:
+    """Every row of `files`, read as `cfg` says and validated (`validate_events` columns)."""
     mapping = cfg.columns
     raw_columns = [
         c
@@ -84,7 +105,7 @@ def validated_with_counts(
         event_type_col=mapping.event_type,
         value_col=mapping.value,
     )
-    validated = validate_events(
+    return validate_events(
         standard,
         timestamp_format=cfg.timestamp_format,
         min_ts=datetime.fromisoformat(cfg.min_timestamp).replace(tzinfo=UTC),
@@ -95,19 +116,6 @@ def validated_with_counts(
         weight_rule=cfg.weight_rule,
         value_threshold=cfg.value_threshold,
     )
-    # Uncompressed, the cache of a batch is about twice as big and costs a third of the
-    # time to build; it is scanned a few times and dropped at the end of the batch.
-    with session_conf(spark, {"spark.sql.inMemoryColumnarStorage.compressed": "false"}):
-        validated = validated.withColumn(ROW_ID, row_id()).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = _counts_by_file(validated)  # this pass also fills the cache
-    outcomes = []
-    for f in files:
-        rows, bad, dates = counts.get(f.path, (0, 0, ()))
-        outcomes.append(FileOutcome(f, "ingested", rows, bad, event_dates=dates))
-    unmatched = set(counts) - {f.path for f in files}
-    if unmatched:  # a path spelt differently by the reader: keep the rows, flag the log
-        log.warning("rows from unlisted paths %s", sorted(unmatched))
-    return validated, outcomes
 
 
 def _counts_by_file(validated: DataFrame) -> dict[str, tuple[int, int, tuple[date, ...]]]:
