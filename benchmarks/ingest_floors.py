@@ -11,9 +11,10 @@ times the pieces the job cannot do without, each on its own, in one warm local[2
 - validate:     the ingest's reader and validation (typed fields, reasons, event key)
                 into the `noop` sink;
 - cache:        the same, persisted and counted per file as the job does;
-- write:        from that cache, the valid rows as interactions rows (index columns
-                made by hashing the ids: no join) in a Delta write partitioned by date,
-                with the job's write settings;
+- write_flat:   from that cache, the valid rows as interactions rows (index columns
+                made by hashing the ids: no join) in an unpartitioned Delta write, with
+                the job's write settings;
+- write:        the same, partitioned by date as the interactions table is;
 - write_joined: the same with the ids joined to cached index frames, as the job does;
 - ingest:       the whole job (`run_ingest`) into an empty storage root.
 
@@ -38,7 +39,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_ingest import TARGET_RATIO, ensure_source  # noqa: E402
 
-PIECES = ("plain_write", "plain_read", "validate", "cache", "write", "write_joined", "ingest")
+PIECES = (
+    "plain_write", "plain_read", "validate", "cache",
+    "write_flat", "write", "write_joined", "ingest",
+)  # fmt: skip
 
 
 def pieces(spark, source: Path, work: Path) -> dict[str, Callable[[], object]]:  # type: ignore[no-untyped-def]
@@ -82,9 +86,9 @@ def pieces(spark, source: Path, work: Path) -> dict[str, Callable[[], object]]: 
     def cache() -> None:
         validated_with_counts(spark, cfg, files, now)[0].unpersist(blocking=True)
 
-    def write(frame, name: str) -> None:  # type: ignore[no-untyped-def]
+    def write(frame, name: str, by: tuple[str, ...] = (C.EVENT_DATE,)) -> None:  # type: ignore[no-untyped-def]
         with delta.session_conf(spark, WRITE_SETTINGS):
-            delta.append(frame.select(*columns, *stamps), str(work / name), (C.EVENT_DATE,))
+            delta.append(frame.select(*columns, *stamps), str(work / name), by)
 
     hashed = valid.withColumn(C.USER_IDX, F.hash(C.USER_ID)).withColumn(
         C.ITEM_IDX, F.hash(C.ITEM_ID)
@@ -95,6 +99,7 @@ def pieces(spark, source: Path, work: Path) -> dict[str, Callable[[], object]]: 
         "plain_read": lambda: noop(csv()),
         "validate": lambda: noop(validated_rows(spark, cfg, files, now)),
         "cache": cache,
+        "write_flat": lambda: write(hashed, "write_flat", ()),
         "write": lambda: write(hashed, "write"),
         "write_joined": lambda: write(joined, "write_joined"),
         "ingest": lambda: run_ingest(spark, cfg, StorageConfig(root=str(work / "ingest"))),
