@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
-from benchmarks.memory import peak_tree_rss  # noqa: E402
+from benchmarks.memory import descendants, peak_tree_rss  # noqa: E402
 from recsys_spark import columns as C  # noqa: E402
 from recsys_spark import tables  # noqa: E402
 from recsys_spark.affinity import user_item_affinity  # noqa: E402
@@ -51,16 +51,13 @@ from recsys_spark.similarity import cap_interactions, item_similarity  # noqa: E
 
 def _tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its descendants, live and reaped (Linux /proc)."""
-    ticks, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
+    ticks = 0
+    for p in (pid, *descendants(pid)):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-            for task in Path(f"/proc/{p}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except OSError:  # the process ended between two reads
             continue
+        ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -49,7 +49,7 @@ class TreePeak:
     python_worker: int = 0
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every live descendant of `pid`, through /proc/<pid>/task/<tid>/children."""
     found, stack = [], [pid]
     while stack:
@@ -79,7 +79,7 @@ def peak_tree_rss(interval_s: float = 0.2) -> Iterator[TreePeak]:
 
     def sample() -> None:
         while not stop.is_set():
-            children = {pid: _rss_bytes(pid) for pid in _descendants(me)}
+            children = {pid: _rss_bytes(pid) for pid in descendants(me)}
             workers = [rss for pid, rss in children.items() if _is_python_worker(pid)]
             peak.descendants = max(peak.descendants, sum(children.values()))
             peak.tree = max(peak.tree, _rss_bytes(me) + sum(children.values()))
