@@ -46,6 +46,12 @@ def _spark(driver_memory: str):  # type: ignore[no-untyped-def]
     return get_spark(SparkConfig(app_name="bench-ingest", driver_memory=driver_memory))
 
 
+def plain_write(spark, source: Path, path: str) -> None:  # type: ignore[no-untyped-def]
+    """The baseline: the CSV log read as it is and written to Delta, no checks at all."""
+    frame = spark.read.option("header", True).csv(str(source))
+    frame.write.format("delta").mode("overwrite").save(path)
+
+
 def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> dict:
     """Time one variant in this process; returns its figures."""
     from benchmarks.memory import jvm_jit_and_gc_seconds, jvm_pid, peak_rss
@@ -57,15 +63,8 @@ def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> d
     warm.write_text(
         "user_id,item_id,event_type,timestamp,value\nu1,i1,view,2026-01-05T10:00:00Z,1\n"
     )
-    plain_write = lambda src, dst: (  # noqa: E731
-        spark.read.option("header", True)
-        .csv(str(src))
-        .write.format("delta")
-        .mode("overwrite")
-        .save(dst)
-    )
     if variant == "plain":
-        plain_write(warm, str(work / "warm_plain"))
+        plain_write(spark, warm, str(work / "warm_plain"))
     else:
         run_ingest(
             spark, IngestConfig(source=str(warm)), StorageConfig(root=str(work / "warm_lake"))
@@ -76,7 +75,7 @@ def run_variant(variant: str, source: Path, work: Path, driver_memory: str) -> d
     with peak_rss(spark) as peak:
         start = time.perf_counter()
         if variant == "plain":
-            plain_write(source, str(work / "plain"))
+            plain_write(spark, source, str(work / "plain"))
             rows = 0  # counted below, after the clock: the baseline is the write alone
             extra: dict = {}
         else:

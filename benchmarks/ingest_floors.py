@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_ingest import TARGET_RATIO, ensure_source  # noqa: E402
+from benchmarks.bench_ingest import TARGET_RATIO, ensure_source, plain_write  # noqa: E402
 
 PIECES = (
     "plain_write", "plain_read", "validate", "cache",
@@ -53,7 +53,7 @@ def pieces(spark, source: Path, work: Path) -> dict[str, Callable[[], object]]: 
     from recsys_spark import columns as C
     from recsys_spark.config import IngestConfig, StorageConfig
     from recsys_spark.ingest import schemas
-    from recsys_spark.ingest.read import validated_rows, validated_with_counts
+    from recsys_spark.ingest.read import CACHE_SETTINGS, validated_rows, validated_with_counts
     from recsys_spark.ingest.runner import run_ingest
     from recsys_spark.ingest.write import WRITE_SETTINGS
     from recsys_spark.io import delta
@@ -65,7 +65,7 @@ def pieces(spark, source: Path, work: Path) -> dict[str, Callable[[], object]]: 
     # The write pieces read the valid rows, cached as the job caches its batch. Spark
     # shares a cache entry between equal plans: this one must not equal the plan that the
     # `cache` piece persists and drops, nor appear inside the `validate` piece's plan.
-    with delta.session_conf(spark, {"spark.sql.inMemoryColumnarStorage.compressed": "false"}):
+    with delta.session_conf(spark, CACHE_SETTINGS):
         valid = validated_rows(spark, cfg, files, now).filter(F.col(C.REASON).isNull())
         valid = valid.persist(StorageLevel.MEMORY_AND_DISK)
         valid.count()
@@ -95,7 +95,7 @@ def pieces(spark, source: Path, work: Path) -> dict[str, Callable[[], object]]: 
     )
     joined = valid.join(users, C.USER_ID).join(items, C.ITEM_ID)
     return {
-        "plain_write": lambda: csv().write.format("delta").save(str(work / "plain_write")),
+        "plain_write": lambda: plain_write(spark, source, str(work / "plain_write")),
         "plain_read": lambda: noop(csv()),
         "validate": lambda: noop(validated_rows(spark, cfg, files, now)),
         "cache": cache,

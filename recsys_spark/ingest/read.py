@@ -19,6 +19,11 @@ from recsys_spark.logs import get_logger, stage
 
 log = get_logger(__name__)
 
+# Settings of the batch's cache. Uncompressed, the cache of a batch is about twice as big
+# and costs a third of the time to build; it is scanned a few times and dropped at the end
+# of the batch.
+CACHE_SETTINGS = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
+
 
 def read_validated(
     spark: SparkSession, cfg: IngestConfig, pending: list[SourceFile], now: datetime
@@ -56,9 +61,7 @@ def validated_with_counts(
 ) -> tuple[DataFrame, list[FileOutcome]]:
     """The validated rows of `files`, persisted with a `ROW_ID`, and one outcome per file."""
     validated = validated_rows(spark, cfg, files, now)
-    # Uncompressed, the cache of a batch is about twice as big and costs a third of the
-    # time to build; it is scanned a few times and dropped at the end of the batch.
-    with session_conf(spark, {"spark.sql.inMemoryColumnarStorage.compressed": "false"}):
+    with session_conf(spark, CACHE_SETTINGS):
         validated = validated.withColumn(ROW_ID, row_id()).persist(StorageLevel.MEMORY_AND_DISK)
         counts = _counts_by_file(validated)  # this pass also fills the cache
     outcomes = []
