@@ -343,7 +343,8 @@ def load_config(
         An overlay YAML file (for example `conf/local.yml`); None loads the base file only.
     overrides
         Strings `dotted.key=value`; the value is parsed as YAML (`10`, `true`, `[a, b]`);
-        `key=` sets an empty string.
+        `key=` sets an empty string, and text that YAML reads as no value (`,`, `|`, `#`)
+        is taken as it is.
 
     Returns
     -------
@@ -359,7 +360,7 @@ def load_config(
         if not sep or not key.strip():
             raise ConfigError(f"--set '{item}': expected dotted.key=value")
         # ... while --set ingest.event_weights.view=3 changes one entry of it.
-        value = yaml.safe_load(raw) if raw.strip() else ""  # `key=` sets an empty string
+        value = _override_value(raw)
         overlay = _nest(key.strip().split("."), value)
         merged = _deep_merge(merged, overlay, AppConfig, replace_maps=False)
     return from_mapping(AppConfig, merged)
@@ -415,6 +416,28 @@ def _coerce_scalar(hint: Any, value: Any, key: str) -> Any:
     if not ok:
         raise ConfigError(f"config key '{key}' must be {hint.__name__}; got {value!r}")
     return hint(value)
+
+
+_YAML_NULLS = ("null", "Null", "NULL", "~")
+_YAML_EMPTY = ('""', "''")
+
+
+def _override_value(raw: str) -> Any:
+    """The value of `--set key=raw`: YAML, or the text itself where YAML reads no value.
+
+    A delimiter is the usual case: `,` is not valid YAML, `|` reads as an empty block and
+    `#` as a comment. `key=` sets an empty string; `null` and `''` keep their YAML meaning.
+    """
+    text = raw.strip()
+    if not text:
+        return ""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if (value is None and text not in _YAML_NULLS) or (value == "" and text not in _YAML_EMPTY):
+        return raw
+    return value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

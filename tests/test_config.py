@@ -50,6 +50,15 @@ def test_file_replaces_a_map_but_set_changes_one_entry():
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(",", ","), ("|", "|"), ("#", "#"), ("';'", ";"), ("''", ""), ("", ""), ("\\t", "\\t")],
+)
+def test_set_takes_a_delimiter_that_is_not_yaml_as_it_is(raw, expected):
+    cfg = load_config(None, [f"ingest.csv_delimiter={raw}"])
+    assert cfg.ingest.csv_delimiter == expected
+
+
+@pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (["ingest.colums.user=x"], "unknown config key 'ingest.colums'"),
