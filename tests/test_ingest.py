@@ -306,9 +306,28 @@ def test_unreadable_file_is_recorded_and_the_others_still_load(spark, tmp_path):
     assert [(Path(r[C.SOURCE_FILE]).name, r[C.REASON]) for r in quarantine] == [
         ("broken.parquet", "unreadable_file")
     ]
+    assert "not a Parquet file" in quarantine[0][C.RAW]  # why, not only which call failed
     # the failed file is retried on the next run, the good one is not
     again = run_ingest(spark, cfg, storage, now=NOW)
     assert (again.files_skipped, again.files_failed) == (1, 1)
+
+
+def test_csv_file_whose_header_disagrees_with_the_first_file_fails_alone(spark, tmp_path):
+    # Every mapped column is there, in another order: read with the first file's
+    # columns, its values would land in the wrong fields.
+    _write(tmp_path / "logs" / "a.csv", GOOD[:2])
+    reordered = "item_id,user_id,event_type,timestamp,value\n"
+    _write(tmp_path / "logs" / "b.csv", ["i7,u7,view,2026-01-05T10:00:00Z,"], header=reordered)
+    cfg = IngestConfig(source=str(tmp_path / "logs"))
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    report = run_ingest(spark, cfg, storage, now=NOW)
+    assert [(Path(o.file.path).name, o.status) for o in report.files] == [
+        ("a.csv", "ingested"),
+        ("b.csv", "failed"),
+    ]
+    assert (report.rows_read, report.rows_inserted, report.files_failed) == (2, 2, 1)
+    assert report.reconciled
+    assert "CSV header" in next(o.error for o in report.files if o.status == "failed")
 
 
 def test_json_lines_with_a_broken_line(spark, tmp_path):

@@ -42,25 +42,31 @@ def read_validated(
                 return None, [FileOutcome(pending[0], "failed", error=_first_line(exc))]
             log.warning("batch read failed (%s); reading file by file", _first_line(exc))
         failed, readable = [], []
+        columns = None  # a CSV file's columns must be those of the first readable file
         for source in pending:
             try:
-                frame, _ = validated_with_counts(spark, cfg, [source], now)
+                frame, _ = validated_with_counts(spark, cfg, [source], now, columns)
                 frame.unpersist()
+                columns = columns or file_columns(spark, cfg, source.path)
                 readable.append(source)
             except Exception as exc:  # noqa: BLE001
                 log.error("unreadable file %s: %s", source.path, _first_line(exc))
                 failed.append(FileOutcome(source, "failed", error=_first_line(exc)))
         if not readable:
             return None, failed
-        frame, outcomes = validated_with_counts(spark, cfg, readable, now)
+        frame, outcomes = validated_with_counts(spark, cfg, readable, now, columns)
         return frame, outcomes + failed
 
 
 def validated_with_counts(
-    spark: SparkSession, cfg: IngestConfig, files: list[SourceFile], now: datetime
+    spark: SparkSession,
+    cfg: IngestConfig,
+    files: list[SourceFile],
+    now: datetime,
+    columns: list[str] | None = None,
 ) -> tuple[DataFrame, list[FileOutcome]]:
     """The validated rows of `files`, persisted with a `ROW_ID`, and one outcome per file."""
-    validated = validated_rows(spark, cfg, files, now)
+    validated = validated_rows(spark, cfg, files, now, columns)
     with session_conf(spark, CACHE_SETTINGS):
         validated = validated.withColumn(ROW_ID, row_id()).persist(StorageLevel.MEMORY_AND_DISK)
         counts = _counts_by_file(validated)  # this pass also fills the cache
@@ -75,22 +81,23 @@ def validated_with_counts(
 
 
 def validated_rows(
-    spark: SparkSession, cfg: IngestConfig, files: list[SourceFile], now: datetime
+    spark: SparkSession,
+    cfg: IngestConfig,
+    files: list[SourceFile],
+    now: datetime,
+    columns: list[str] | None = None,
 ) -> DataFrame:
-    """Every row of `files`, read as `cfg` says and validated (`validate_events` columns)."""
+    """Every row of `files`, read as `cfg` says and validated (`validate_events` columns).
+
+    CSV files are read with `columns` (default: `file_columns` of the first file); a file
+    whose header disagrees with them fails the read.
+    """
     mapping = cfg.columns
     raw_columns = [
         c
         for c in (mapping.user, mapping.item, mapping.timestamp, mapping.event_type, mapping.value)
         if c
     ]
-    file_columns = None
-    if cfg.format == "csv":
-        file_columns = (
-            read_header(spark, files[0].path, cfg.csv_delimiter)
-            if cfg.csv_header
-            else list(cfg.csv_columns)
-        )
     raw = read_raw_logs(
         spark,
         [f.path for f in files],
@@ -98,7 +105,7 @@ def validated_rows(
         raw_columns,
         csv_delimiter=cfg.csv_delimiter,
         csv_header=cfg.csv_header,
-        file_columns=file_columns,
+        file_columns=columns or file_columns(spark, cfg, files[0].path),
     )
     standard = standardize_raw(
         raw,
@@ -119,6 +126,16 @@ def validated_rows(
         weight_rule=cfg.weight_rule,
         value_threshold=cfg.value_threshold,
     )
+
+
+def file_columns(spark: SparkSession, cfg: IngestConfig, path: str) -> list[str] | None:
+    """Every column of a CSV log, in order: the header of the file at `path`, or
+    `csv_columns` for files without one. None for the other formats (read by name)."""
+    if cfg.format != "csv":
+        return None
+    if cfg.csv_header:
+        return read_header(spark, path, cfg.csv_delimiter)
+    return list(cfg.csv_columns)
 
 
 def _counts_by_file(validated: DataFrame) -> dict[str, tuple[int, int, tuple[date, ...]]]:
@@ -148,5 +165,16 @@ def _counts_by_file(validated: DataFrame) -> dict[str, tuple[int, int, tuple[dat
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """One line saying why a read failed, for the log and the ingest log.
+
+    An error that PySpark passes on from the JVM unconverted says only which call failed
+    ("An error occurred while calling o123.collectToPython"): its root cause says why.
+    """
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        while java.getCause() is not None:
+            java = java.getCause()
+        text = str(java.toString()).strip().splitlines()
+    else:
+        text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:500]
