@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -115,6 +116,14 @@ class IngestConfig:
             )
         if self.format == "csv" and not self.csv_header and not self.csv_columns:
             raise ConfigError("ingest.csv_columns: list the column names when csv_header is false")
+        if self.format == "csv" and not self.csv_delimiter:
+            raise ConfigError("ingest.csv_delimiter must not be empty")
+        try:
+            datetime.fromisoformat(self.min_timestamp)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"ingest.min_timestamp must be an ISO-8601 date or time; got '{self.min_timestamp}'"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -409,13 +418,14 @@ def _coerce_scalar(hint: Any, value: Any, key: str) -> Any:
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
         float: isinstance(value, int | float) and not isinstance(value, bool),
-        str: isinstance(value, str | int | float) and not isinstance(value, bool),
+        # YAML reads an unquoted 2000-01-01 as a date: as text it is its ISO form.
+        str: isinstance(value, str | int | float | date) and not isinstance(value, bool),
     }.get(hint)
     if ok is None:
         raise ConfigError(f"config key '{key}' has an unsupported type {hint!r}")
     if not ok:
         raise ConfigError(f"config key '{key}' must be {hint.__name__}; got {value!r}")
-    return hint(value)
+    return value.isoformat() if isinstance(value, date) else hint(value)
 
 
 _YAML_NULLS = ("null", "Null", "NULL", "~")

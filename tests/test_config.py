@@ -51,11 +51,14 @@ def test_file_replaces_a_map_but_set_changes_one_entry():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(",", ","), ("|", "|"), ("#", "#"), ("';'", ";"), ("''", ""), ("", ""), ("\\t", "\\t")],
+    [(",", ","), ("|", "|"), ("#", "#"), ("';'", ";"), ("\\t", "\\t")],
 )
 def test_set_takes_a_delimiter_that_is_not_yaml_as_it_is(raw, expected):
     cfg = load_config(None, [f"ingest.csv_delimiter={raw}"])
     assert cfg.ingest.csv_delimiter == expected
+    # an empty value, quoted or not, stays empty
+    for empty in ("''", ""):
+        assert load_config(None, [f"ingest.columns.value={empty}"]).ingest.columns.value == ""
 
 
 @pytest.mark.parametrize(
@@ -68,12 +71,21 @@ def test_set_takes_a_delimiter_that_is_not_yaml_as_it_is(raw, expected):
         (["ingest.event_weights.view=heavy"], "'ingest.event_weights.view' must be float"),
         (["storage"], "expected dotted.key=value"),
         (["ingest.weight_rule=value", "ingest.columns.value="], "needs ingest.columns.value"),
+        (["ingest.min_timestamp=1995/01/01"], "ingest.min_timestamp must be an ISO-8601"),
+        (["ingest.csv_delimiter="], "ingest.csv_delimiter must not be empty"),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_config(None, overrides)
     assert "\n" not in str(info.value)
+
+
+def test_an_unquoted_date_is_text_in_iso_form():
+    cfg = load_config(None, ["ingest.min_timestamp=2000-01-01", "storage.root=2026-12-02"])
+    assert (cfg.ingest.min_timestamp, cfg.storage.root) == ("2000-01-01", "2026-12-02")
+    stamped = load_config(None, ["ingest.min_timestamp=2000-01-01T06:00:00Z"])
+    assert stamped.ingest.min_timestamp == "2000-01-01T06:00:00+00:00"
 
 
 def test_missing_file_is_named(tmp_path):
