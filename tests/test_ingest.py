@@ -208,6 +208,33 @@ def test_rerun_after_a_crash_converges_to_the_tables_of_a_clean_run(
     assert got == want
 
 
+def test_a_batch_that_does_not_reconcile_is_taken_again_by_the_next_run(
+    spark, tmp_path, monkeypatch
+):
+    from dataclasses import replace
+
+    from recsys_spark.ingest import runner
+    from recsys_spark.ingest.report import ReconciliationError
+
+    cfg = IngestConfig(source=str(_write(tmp_path / "logs" / "day1.csv", GOOD)))
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    write_batch = runner.write_batch
+
+    def short(*args, **kwargs):
+        return replace(write_batch(*args, **kwargs), problems=("1 event lost on the way",))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "write_batch", short)
+        with pytest.raises(ReconciliationError, match="1 event lost on the way"):
+            run_ingest(spark, cfg, storage, now=NOW)
+    log = lambda: spark.read.format("delta").load(storage.table(tables.INGEST_LOG))  # noqa: E731
+    assert [r["status"] for r in log().collect()] == ["unreconciled"]
+    again = run_ingest(spark, cfg, storage, now=NOW)
+    assert (again.files_skipped, again.rows_inserted, again.duplicates_existing) == (0, 0, 6)
+    assert again.reconciled
+    assert [r["status"] for r in log().collect()] == ["ingested"]
+
+
 def test_same_events_under_another_file_name_add_nothing(spark, tmp_path):
     source = tmp_path / "logs"
     _write(source / "a.csv", GOOD)
@@ -328,6 +355,23 @@ def test_csv_file_whose_header_disagrees_with_the_first_file_fails_alone(spark, 
     assert (report.rows_read, report.rows_inserted, report.files_failed) == (2, 2, 1)
     assert report.reconciled
     assert "CSV header" in next(o.error for o in report.files if o.status == "failed")
+
+
+def test_parquet_files_that_type_a_column_differently_load_together(spark, tmp_path):
+    # Each file reads alone, not together: the fallback reads them one by one.
+    source = tmp_path / "parquet"
+    typed = "item_id string, event_type string, timestamp long, value double"
+    for name, user, user_type in (("a", "42", "string"), ("b", 42, "long")):
+        spark.createDataFrame(
+            [(user, "i1", "view", 1767607200 + ord(name), 1.0)], f"user_id {user_type}, {typed}"
+        ).coalesce(1).write.parquet(str(source / name))
+    (source / "b" / "_temporary" / "0").mkdir(parents=True)  # an upstream write in progress
+    (source / "b" / "_temporary" / "0" / "part-0.parquet").write_bytes(b"PAR1 half written")
+    cfg = IngestConfig(source=str(source), format="parquet")
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    report = run_ingest(spark, cfg, storage, now=NOW)
+    assert (len(report.files), report.files_failed, report.rows_inserted) == (2, 0, 2)
+    assert report.reconciled and report.new_users == 1  # 42 is one user, typed either way
 
 
 def test_json_lines_with_a_broken_line(spark, tmp_path):

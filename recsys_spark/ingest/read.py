@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -54,7 +55,11 @@ def read_validated(
                 failed.append(FileOutcome(source, "failed", error=_first_line(exc)))
         if not readable:
             return None, failed
-        frame, outcomes = validated_with_counts(spark, cfg, readable, now, columns)
+        # Files that each read alone may still not read together (Parquet files that type a
+        # column differently): read them one by one again, as they were checked.
+        frame, outcomes = validated_with_counts(
+            spark, cfg, readable, now, columns, file_by_file=True
+        )
         return frame, outcomes + failed
 
 
@@ -64,9 +69,20 @@ def validated_with_counts(
     files: list[SourceFile],
     now: datetime,
     columns: list[str] | None = None,
+    *,
+    file_by_file: bool = False,
 ) -> tuple[DataFrame, list[FileOutcome]]:
-    """The validated rows of `files`, persisted with a `ROW_ID`, and one outcome per file."""
-    validated = validated_rows(spark, cfg, files, now, columns)
+    """The validated rows of `files`, persisted with a `ROW_ID`, and one outcome per file.
+
+    With `file_by_file`, each file is read on its own (with its own Parquet or JSON schema)
+    and the validated rows are put together; otherwise all files are read at once.
+    """
+    if file_by_file:
+        validated = reduce(
+            DataFrame.unionByName, (validated_rows(spark, cfg, [f], now, columns) for f in files)
+        )
+    else:
+        validated = validated_rows(spark, cfg, files, now, columns)
     with session_conf(spark, CACHE_SETTINGS):
         validated = validated.withColumn(ROW_ID, row_id()).persist(StorageLevel.MEMORY_AND_DISK)
         counts = _counts_by_file(validated)  # this pass also fills the cache

@@ -17,7 +17,7 @@ class FileOutcome:
     """What happened to one raw file in a batch."""
 
     file: SourceFile
-    status: str  # ingested | failed
+    status: str  # ingested | failed (ingest_log also says unreconciled: see runner)
     rows_read: int = 0
     rows_quarantined: int = 0
     error: str | None = None

@@ -79,13 +79,15 @@ def _write_logs(
     now: datetime,
     full_refresh: bool,
 ) -> None:
+    # Files of a batch that does not add up are not done: the next run takes them again
+    # (every write is idempotent for the batch), rather than skip them for good.
     file_rows = [
         (
             o.file.path,
             o.file.size_bytes,
             o.file.modified_at,
             report.batch_id,
-            o.status,
+            o.status if report.reconciled or o.status == "failed" else "unreconciled",
             o.error,
             o.rows_read,
             o.rows_quarantined,

@@ -37,7 +37,9 @@ class SourceError(ValueError):
 def list_source_files(spark: SparkSession, source: str) -> list[SourceFile]:
     """Every data file at `source` (a file, or a folder searched recursively), sorted by path.
 
-    Hidden files and Spark/Hadoop markers (names starting with `.` or `_`) are skipped.
+    Hidden files and Spark/Hadoop markers (names starting with `.` or `_`) are skipped, and
+    so is everything below a folder so named (`_temporary/`, `.staging/`, `_delta_log/`):
+    an upstream job's files in progress.
     Works for any file system Hadoop knows (local paths, s3a://, abfss://, dbfs:/).
     """
     jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
@@ -46,12 +48,15 @@ def list_source_files(spark: SparkSession, source: str) -> list[SourceFile]:
     fs = path.getFileSystem(hadoop_conf)
     if not fs.exists(path):
         raise SourceError(f"source not found: {source} (set ingest.source to a file or folder)")
+    root = fs.makeQualified(path).toString().rstrip("/")
     found = []
     listing = fs.listFiles(path, True)
     while listing.hasNext():
         status = listing.next()
-        name = status.getPath().getName()
-        if name.startswith((".", "_")):
+        full = status.getPath().toString()
+        below = full[len(root) :] if full.startswith(root + "/") else ""
+        names = [n for n in below.split("/") if n] or [status.getPath().getName()]
+        if any(n.startswith((".", "_")) for n in names):
             continue
         modified = datetime.fromtimestamp(status.getModificationTime() / 1000, tz=UTC)
         found.append(SourceFile(status.getPath().toString(), status.getLen(), modified))
