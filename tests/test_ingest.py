@@ -235,6 +235,31 @@ def test_a_batch_that_does_not_reconcile_is_taken_again_by_the_next_run(
     assert [r["status"] for r in log().collect()] == ["ingested"]
 
 
+def test_rerun_after_a_crash_with_a_new_file_beside_quarantines_each_bad_row_once(
+    spark, tmp_path, monkeypatch
+):
+    from recsys_spark.ingest import write
+
+    logs = tmp_path / "it's logs"  # a quote in the path: the condition quotes it
+    _write(logs / "day1.csv", GOOD + list(BAD))
+    cfg = IngestConfig(source=str(logs))
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:  # killed after the quarantine write
+        patch.setattr(write, "_write_interactions", crash)
+        with pytest.raises(RuntimeError, match="killed"):
+            run_ingest(spark, cfg, storage, now=NOW)
+    _write(logs / "day3.csv", DAY3)  # the next night's file arrives before the rerun
+    report = run_ingest(spark, cfg, storage, now=NOW)
+    assert report.reconciled and report.rows_quarantined == len(BAD)
+    quarantine = spark.read.format("delta").load(storage.table(tables.QUARANTINE))
+    assert quarantine.count() == len(BAD)
+    assert [r[0] for r in quarantine.select(C.BATCH_ID).distinct().collect()] == [report.batch_id]
+
+
 def test_same_events_under_another_file_name_add_nothing(spark, tmp_path):
     source = tmp_path / "logs"
     _write(source / "a.csv", GOOD)

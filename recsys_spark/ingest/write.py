@@ -95,7 +95,9 @@ def _write_quarantine(
         if full_refresh:
             metrics = delta.overwrite(quarantine, path)
         else:
-            metrics = delta.replace_where(quarantine, path, f"{C.BATCH_ID} = '{report.batch_id}'")
+            metrics = delta.replace_where(
+                quarantine, path, _quarantine_condition(spark, storage, report)
+            )
     # Delta's count of the rows it wrote: what is stored, not what we meant to store.
     quarantined = metrics.get("numOutputRows", 0) - len(failed_rows)
     expected = sum(o.rows_quarantined for o in report.files)
@@ -103,6 +105,36 @@ def _write_quarantine(
     if quarantined != expected:
         problems.append(f"{expected} invalid rows but {quarantined} written to quarantine")
     return replace(report, rows_quarantined=quarantined, problems=tuple(problems))
+
+
+def _quarantine_condition(spark: SparkSession, storage: StorageConfig, report: IngestReport) -> str:
+    """The quarantine rows that this batch's rows replace.
+
+    Its own (a rerun of the same files), and those that a crashed run wrote for the same
+    files under another batch id: a batch that never finished has no `ingest_batches` row,
+    and its files come back in the next batch, perhaps with others beside them.
+    """
+    condition = f"{C.BATCH_ID} = '{report.batch_id}'"
+    path, done_path = storage.table(tables.QUARANTINE), storage.table(tables.INGEST_BATCHES)
+    if not delta.table_exists(spark, path):
+        return condition
+    paths = [o.file.path for o in report.files]
+    unfinished = (
+        delta.read_table(spark, path)
+        .filter(F.col(C.SOURCE_FILE).isin(paths) & (F.col(C.BATCH_ID) != report.batch_id))
+        .select(C.BATCH_ID)
+        .distinct()
+    )
+    if delta.table_exists(spark, done_path):
+        done = delta.read_table(spark, done_path).select(C.BATCH_ID)
+        unfinished = unfinished.join(done, on=C.BATCH_ID, how="left_anti")
+    ids = sorted(r[0] for r in unfinished.collect())  # one row per crashed batch
+    if not ids:
+        return condition
+    log.info("replacing the quarantine rows of unfinished batches %s", ", ".join(ids))
+    in_ids = ", ".join(delta.sql_string(i) for i in ids)
+    in_paths = ", ".join(delta.sql_string(p) for p in paths)
+    return f"{condition} OR ({C.BATCH_ID} IN ({in_ids}) AND {C.SOURCE_FILE} IN ({in_paths}))"
 
 
 def _update_index(

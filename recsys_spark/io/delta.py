@@ -59,6 +59,11 @@ def overwrite(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> d
     return commit_metrics(df.sparkSession, path, before)
 
 
+def sql_string(text: str) -> str:
+    """`text` as a Spark SQL string literal (for a `replaceWhere` condition)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def replace_where(df: DataFrame, path: str, condition: str) -> dict[str, int]:
     """Atomically replace the rows matching `condition` with `df` (an idempotent append)."""
     before = table_version(df.sparkSession, path)
