@@ -50,6 +50,11 @@ def _write(path: Path, lines: list[str], header: str = HEADER) -> Path:
     return path
 
 
+def _killed(*args, **kwargs):
+    """Stands in for a step of the job: the run dies there."""
+    raise RuntimeError("killed")
+
+
 def _snapshot(spark, storage: StorageConfig) -> dict:
     read = lambda name: spark.read.format("delta").load(storage.table(name))  # noqa: E731
     return {
@@ -191,11 +196,8 @@ def test_rerun_after_a_crash_converges_to_the_tables_of_a_clean_run(
     run_ingest(spark, cfg, clean, now=NOW)
     crashed = StorageConfig(root=str(tmp_path / "crashed"))
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("killed")
-
     with monkeypatch.context() as patch:
-        patch.setattr(write if crash_in == "_write_interactions" else runner, crash_in, crash)
+        patch.setattr(write if crash_in == "_write_interactions" else runner, crash_in, _killed)
         with pytest.raises(RuntimeError, match="killed"):
             run_ingest(spark, cfg, crashed, now=NOW)
     report = run_ingest(spark, cfg, crashed, now=NOW)
@@ -245,11 +247,8 @@ def test_rerun_after_a_crash_with_a_new_file_beside_quarantines_each_bad_row_onc
     cfg = IngestConfig(source=str(logs))
     storage = StorageConfig(root=str(tmp_path / "lake"))
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("killed")
-
     with monkeypatch.context() as patch:  # killed after the quarantine write
-        patch.setattr(write, "_write_interactions", crash)
+        patch.setattr(write, "_write_interactions", _killed)
         with pytest.raises(RuntimeError, match="killed"):
             run_ingest(spark, cfg, storage, now=NOW)
     _write(logs / "day3.csv", DAY3)  # the next night's file arrives before the rerun
