@@ -3,6 +3,7 @@ incremental batches, unreadable files, other formats, full refresh."""
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.config import IngestConfig, StorageConfig, load_config
+from recsys_spark.config import ColumnMapping, IngestConfig, StorageConfig, load_config
 from recsys_spark.ingest.runner import run_ingest
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -396,6 +397,46 @@ def test_parquet_files_that_type_a_column_differently_load_together(spark, tmp_p
     report = run_ingest(spark, cfg, storage, now=NOW)
     assert (len(report.files), report.files_failed, report.rows_inserted) == (2, 0, 2)
     assert report.reconciled and report.new_users == 1  # 42 is one user, typed either way
+
+
+def test_parquet_ids_typed_as_floats_read_as_whole_numbers(spark, tmp_path):
+    # pandas writes an integer id column with gaps as float64: 42.0 is user 42.
+    from decimal import Decimal
+
+    source = tmp_path / "parquet"
+    rows = [
+        (42.0, Decimal("17.00"), 1767607200),
+        (7.0, Decimal("17.00"), 1767607300),
+        (float("nan"), Decimal("18.00"), 1767607400),
+        (42.5, Decimal("18.00"), 1767607500),
+        (42.0, Decimal("18.50"), 1767607600),
+    ]
+    spark.createDataFrame(rows, "user_id double, item_id decimal(12,2), timestamp long").coalesce(
+        1
+    ).write.parquet(str(source))
+    cfg = IngestConfig(
+        source=str(source),
+        format="parquet",
+        columns=ColumnMapping(event_type="", value=""),
+        default_event_type="view",
+    )
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    report = run_ingest(spark, cfg, storage, now=NOW)
+    assert (report.rows_inserted, report.rows_quarantined) == (2, 3) and report.reconciled
+    read = lambda name: spark.read.format("delta").load(storage.table(name))  # noqa: E731
+    assert sorted((r[C.USER_ID], r[C.ITEM_ID]) for r in read(tables.INTERACTIONS).collect()) == [
+        ("42", "17"),
+        ("7", "17"),
+    ]
+    quarantined = sorted(
+        (r[C.REASON], json.loads(r[C.RAW])["user_id"], json.loads(r[C.RAW])["item_id"])
+        for r in read(tables.QUARANTINE).collect()
+    )
+    assert quarantined == [  # each value as the file typed it
+        ("missing_item_id", "42.0", "18.50"),
+        ("missing_user_id", "42.5", "18.00"),
+        ("missing_user_id", "NaN", "18.00"),
+    ]
 
 
 def test_json_lines_with_a_broken_line(spark, tmp_path):

@@ -122,6 +122,7 @@ def validated_rows(
         csv_delimiter=cfg.csv_delimiter,
         csv_header=cfg.csv_header,
         file_columns=columns or file_columns(spark, cfg, files[0].path),
+        id_columns=(mapping.user, mapping.item),
     )
     standard = standardize_raw(
         raw,

@@ -77,6 +77,7 @@ def read_raw_logs(
     csv_delimiter: str = ",",
     csv_header: bool = True,
     file_columns: list[str] | None = None,
+    id_columns: tuple[str, ...] = (),
 ) -> DataFrame:
     """Read raw log files, every column in `raw_columns` as a string.
 
@@ -88,6 +89,9 @@ def read_raw_logs(
         The columns to keep, by their names in the files.
     file_columns
         For CSV: every column of the files, in order (the header, or `csv_columns`).
+    id_columns
+        The id columns among `raw_columns`: in Parquet, whole numbers typed as floating
+        point or decimal read as integers (`_id_text`).
 
     Returns
     -------
@@ -124,16 +128,36 @@ def read_raw_logs(
             raise SourceError(
                 f"parquet files lack the mapped columns {missing}; see ingest.columns"
             )
-        df = df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in raw_columns])
-        df = df.withColumn(C.CORRUPT_RECORD, F.lit(None).cast("string"))
+        # Ids are read as `_id_text` says; the raw text keeps each value as the file
+        # typed it (an id 42.5 stays 42.5).
+        typed = {c: F.col(f"`{c}`") for c in raw_columns}
+        ids = {c: _id_text(df.schema[c].dataType, typed[c]) for c in id_columns}
+        df = df.select(
+            *[ids.get(c, typed[c]).cast("string").alias(c) for c in raw_columns],
+            F.lit(None).cast("string").alias(C.CORRUPT_RECORD),
+            F.to_json(F.struct(*[typed[c].cast("string").alias(c) for c in raw_columns])).alias(
+                C.RAW
+            ),
+        )
     else:
         raise SourceError(f"unknown format '{fmt}' (one of {', '.join(FORMATS)})")
+    raw = F.col(C.RAW) if fmt == "parquet" else _raw_text(raw_columns)
     return df.select(
         *[F.col(f"`{c}`") for c in raw_columns],
         F.col(C.CORRUPT_RECORD).isNotNull().alias(C.MALFORMED),
-        _raw_text(raw_columns).alias(C.RAW),
+        raw.alias(C.RAW),
         _source_file(spark, paths).alias(C.SOURCE_FILE),
     )
+
+
+def _id_text(data_type: T.DataType, value: Column) -> Column:
+    """A Parquet id as text. A floating-point or decimal id is a whole number written with
+    a fraction (pandas stores an integer id column with gaps as float64): 42.0 is id "42",
+    as it would be in an integer column. NaN and fractions (42.5) are no id (null).
+    """
+    if not isinstance(data_type, (T.FloatType, T.DoubleType, T.DecimalType)):
+        return value
+    return F.when(value % 1 == 0, value.try_cast("decimal(38,0)"))
 
 
 def _source_file(spark: SparkSession, paths: list[str]) -> Column:
