@@ -486,3 +486,14 @@ def test_missing_source_is_a_clear_error(spark, tmp_path):
 
 
 assert os.sep == "/"  # paths in the expectations above are POSIX
+
+
+def test_empty_source_folder_is_nothing_new_with_a_warning(spark, tmp_path, caplog):
+    (tmp_path / "landing" / "_temporary").mkdir(parents=True)  # only a write in progress
+    (tmp_path / "landing" / "_temporary" / "part-0.csv").write_text(HEADER)
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    with caplog.at_level("WARNING", logger="recsys_spark.ingest.runner"):
+        report = run_ingest(spark, IngestConfig(source=str(tmp_path / "landing")), storage)
+    assert (report.batch_id, report.files_seen, report.rows_read) == (None, 0, 0)
+    assert "no data files at" in caplog.text
+    assert not (tmp_path / "lake").exists()  # no table written

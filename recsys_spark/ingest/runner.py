@@ -46,6 +46,8 @@ def run_ingest(
         done = set() if full_refresh else _ingested_files(spark, storage)
         pending = [f for f in files if _file_key(f) not in done]
     log.info("%d files at %s, %d new", len(files), cfg.source, len(pending))
+    if not files:
+        log.warning("no data files at %s (names starting with . or _ are skipped)", cfg.source)
     if not pending:
         return IngestReport(batch_id=None, files_seen=len(files), files_skipped=len(files))
     batch_id = _batch_id(pending)
@@ -113,7 +115,7 @@ def _write_logs(
             "; ".join(report.problems) or None,
         )
     ]
-    condition = f"{C.BATCH_ID} = '{report.batch_id}'"
+    condition = f"{C.BATCH_ID} = {delta.sql_string(report.batch_id)}"
     for table, rows, schema in (
         (tables.INGEST_LOG, file_rows, schemas.INGEST_LOG),
         (tables.INGEST_BATCHES, batch_row, schemas.INGEST_BATCHES),

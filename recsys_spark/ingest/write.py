@@ -114,7 +114,7 @@ def _quarantine_condition(spark: SparkSession, storage: StorageConfig, report: I
     files under another batch id: a batch that never finished has no `ingest_batches` row,
     and its files come back in the next batch, perhaps with others beside them.
     """
-    condition = f"{C.BATCH_ID} = '{report.batch_id}'"
+    condition = f"{C.BATCH_ID} = {delta.sql_string(report.batch_id)}"
     path, done_path = storage.table(tables.QUARANTINE), storage.table(tables.INGEST_BATCHES)
     if not delta.table_exists(spark, path):
         return condition

@@ -31,7 +31,12 @@ class SourceFile:
 
 
 class SourceError(ValueError):
-    """The configured source cannot be listed (missing path, empty folder)."""
+    """The configured source cannot be used: its path does not exist (the job exits 2).
+
+    A file's own problems (no mapped columns, an unknown format) raise it too, inside the
+    read of that file, which records it as the file's failure. An empty folder is no
+    error: there is nothing new.
+    """
 
 
 def list_source_files(spark: SparkSession, source: str) -> list[SourceFile]:
