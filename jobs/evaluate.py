@@ -8,7 +8,7 @@
 writes `eval_train` and `eval_test` under the storage root, and the training side's
 interactions to `<root>/holdout/interactions`, so model jobs pointed at that root never
 see a test pair. Without `--prepare` the split is made when missing (or with
-`evaluation.resplit`), then the lists of `<root>/holdout/recommendations` (each model
+`evaluation.resplit`), then the lists of `<root>/holdout/model_recommendations` (each model
 in `evaluation.models`, or every one there) and the most-popular baseline are scored.
 
 Exit codes: 0 done, 2 missing input tables or bad configuration.

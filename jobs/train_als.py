@@ -2,9 +2,10 @@
 
     python jobs/train_als.py --conf conf/local.yml [--set als.tuning.enabled=true]
 
-Reads `interactions` and the id index tables under storage.root; writes
-`als_user_factors`, `als_item_factors`, `als_tuning` (when tuning) and the `als` rows of
-`recommendations`. Exit codes: 0 done, 2 bad configuration or missing input tables.
+Reads `interactions` under storage.root (its user_idx and item_idx columns; the index
+tables are not read); writes `als_user_factors`, `als_item_factors`, `als_tuning` (when
+tuning) and the `als` rows of `model_recommendations`. Exit codes: 0 done, 2 bad
+configuration or missing input tables.
 """
 
 from __future__ import annotations
