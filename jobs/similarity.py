@@ -99,10 +99,14 @@ def run(
     rec_rows: dict[str, int] = {}
     served: dict[str, dict[str, int]] = {}
     recs_path = cfg.storage.table(tables.MODEL_RECOMMENDATIONS)
+    # Every pair ever seen is excluded, also those the affinity leaves out (before its
+    # window, or of no weight).
     users, histories = interactions.select(C.USER_ID), affinity
+    seen = interactions.select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.ITEM_ID)
     if serve is not None:
         users = serve.select(C.USER_ID)
         histories = affinity.join(users, on=C.USER_ID, how="left_semi")
+        seen = seen.join(users, on=C.USER_ID, how="left_semi")
     for measure in sim_cfg.measures:
         with stage(log, f"item-based top-{sim_cfg.top_n} ({measure}, {sim_cfg.neighbourhood})"):
             recs = item_based_lists(
@@ -113,7 +117,7 @@ def run(
                 top_n=sim_cfg.top_n,
                 neighbourhood=sim_cfg.neighbourhood,
                 users=users,
-                seen=interactions.select(C.USER_ID, C.ITEM_ID),
+                seen=seen,
             ).select(
                 C.USER_ID,
                 C.ITEM_ID,

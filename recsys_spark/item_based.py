@@ -51,6 +51,7 @@ def recommend_item_based(
     measure: str,
     top_n: int = 10,
     neighbourhood: str = "candidate",
+    seen: DataFrame | None = None,
     num_partitions: int = 0,
 ) -> DataFrame:
     """Top-`top_n` unseen items per user from their history and item-item similarities.
@@ -71,6 +72,10 @@ def recommend_item_based(
         `candidate`: sim(i, j) counts when i is in the candidate j's neighbour list
         (item-kNN); `history`: when j is in the history item i's list (SAR). The same
         when the lists hold every neighbour. See the module docstring.
+    seen
+        `user_idx`, `user_id`, `item_idx`: more pairs never to recommend, such as items
+        seen before the affinity's window or only in events of no weight. They join the
+        history with no weight: excluded, but adding nothing to a score.
     num_partitions
         Partitions of users; 0 keeps Spark's shuffle partitions.
 
@@ -97,9 +102,11 @@ def recommend_item_based(
     shared = spark.sparkContext.broadcast(
         (matrix.indptr, matrix.indices, matrix.data, matrix.shape, tie_rank)
     )
-    history = affinity.select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.AFFINITY).filter(
-        F.col(C.USER_IDX).isNotNull() & F.col(C.ITEM_IDX).isNotNull()
-    )
+    history = affinity.select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.AFFINITY)
+    if seen is not None:
+        no_weight = F.lit(0.0).alias(C.AFFINITY)
+        history = history.unionByName(seen.select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, no_weight))
+    history = history.filter(F.col(C.USER_IDX).isNotNull() & F.col(C.ITEM_IDX).isNotNull())
     history = (
         history.repartition(num_partitions, C.USER_IDX)
         if num_partitions
@@ -139,8 +146,8 @@ def item_based_lists(
     users
         `user_id` of every user to serve; default the users of `affinity`.
     seen
-        `user_id`, `item_id` pairs the popularity rows must skip; default the pairs of
-        `affinity`.
+        `user_idx`, `user_id`, `item_idx`, `item_id`: every pair the user has seen, never
+        recommended (see :func:`recommend_item_based`); default the pairs of `affinity`.
 
     Returns
     -------
@@ -154,12 +161,13 @@ def item_based_lists(
         measure=measure,
         top_n=top_n,
         neighbourhood=neighbourhood,
+        seen=seen,
         num_partitions=num_partitions,
     )
     return recommend_with_fallback(
         model,
         users if users is not None else affinity.select(C.USER_ID),
-        seen if seen is not None else affinity.select(C.USER_ID, C.ITEM_ID),
+        (seen if seen is not None else affinity).select(C.USER_ID, C.ITEM_ID),
         popular,
         n=top_n,
     )

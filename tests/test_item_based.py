@@ -129,6 +129,15 @@ def test_seen_items_excluded_and_users_without_neighbours_skipped(spark: SparkSe
     )
     expected = spark.createDataFrame([("u2", "b", 1, 1.0)], RECS_SCHEMA)
     assert_df_equality(got.orderBy(C.USER_ID, C.RANK), expected, ignore_nullable=True)
+    # d seen outside the affinity (before its window): excluded, and it scores nothing.
+    seen = spark.createDataFrame(
+        [(0, "u0", 3), (2, "u2", 3)], "user_idx int, user_id string, item_idx int"
+    )
+    got = recommend_item_based(
+        affinity, sims, measure="m", top_n=5, neighbourhood="history", seen=seen
+    ).select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
+    expected = spark.createDataFrame([("u2", "b", 1, 1.0)], RECS_SCHEMA)
+    assert_df_equality(got.orderBy(C.USER_ID, C.RANK), expected, ignore_nullable=True)
     listed = similar_items(sims, n=1).orderBy(C.ITEM_ID).collect()
     assert [(r[C.ITEM_ID], r[C.SIMILAR_ITEM_ID], r[C.RANK]) for r in listed] == [
         ("a", "b", 1),
