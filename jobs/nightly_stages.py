@@ -284,7 +284,7 @@ class Night:
                 lists,
                 train,
                 test,
-                evaluate_job.evaluation_params(ev),
+                replace(evaluate_job.evaluation_params(ev), ks=self._eval_ks()),
                 run_id=self.run_id,
                 split={
                     "kind": "chronological",
@@ -439,8 +439,13 @@ class Night:
     def _held(self, role: str) -> DataFrame:
         return self._read(self.storage.table(HOLDOUT_PAIRS)).filter(F.col(ROLE) == role)
 
+    def _eval_ks(self) -> tuple[int, ...]:
+        """The report's cut-offs: `evaluation.ks`, and the gate metric's, read from it."""
+        gate_k = metric_cutoff(self.cfg.nightly.gate_metric, self.cfg.evaluation.k)
+        return tuple(sorted({*self.cfg.evaluation.ks, gate_k}))
+
     def _eval_depth(self) -> int:
-        return max(max(self.cfg.evaluation.ks), self.cfg.evaluation.k)
+        return max(max(self._eval_ks()), self.cfg.evaluation.k)
 
     def _read(self, path: str) -> DataFrame:
         return delta.read_table(self.spark, path)

@@ -10,6 +10,7 @@ the key, before any Spark work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -64,6 +65,10 @@ class SparkConfig:
     log_level: str = "WARN"
     ui_enabled: bool = False
     conf: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.shuffle_partitions <= 0:
+            raise ConfigError("spark.shuffle_partitions must be positive")
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,10 @@ class AlsTuningConfig:
             raise ConfigError("als.tuning.validation_ratio must be in (0, 1)")
         if self.n_trials <= 0:
             raise ConfigError("als.tuning.n_trials must be positive")
+        if min(self.ranks) <= 0:
+            raise ConfigError("als.tuning.ranks must be positive")
+        if min(self.reg_params) < 0 or min(self.alphas) < 0:
+            raise ConfigError("als.tuning.reg_params and als.tuning.alphas must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -201,6 +210,12 @@ class AlsConfig:
             raise ConfigError("als.reg_param and als.alpha must be >= 0")
         if self.log_eps <= 0:
             raise ConfigError("als.log_eps must be positive")
+        if self.num_user_blocks <= 0 or self.num_item_blocks <= 0:
+            raise ConfigError("als.num_user_blocks and als.num_item_blocks must be positive")
+        if self.checkpoint_interval == 0 or self.checkpoint_interval < -1:
+            raise ConfigError("als.checkpoint_interval must be >= 1, or -1 for no checkpoints")
+        _positive_or_none("als.half_life_days", self.half_life_days)
+        _positive_or_none("als.window_days", self.window_days)
 
 
 @dataclass(frozen=True)
@@ -214,6 +229,9 @@ class RecommendConfig:
     def __post_init__(self) -> None:
         if self.top_n <= 0:
             raise ConfigError("recommend.top_n must be positive")
+        if self.min_interactions < 0:
+            raise ConfigError("recommend.min_interactions must be >= 0")
+        _positive_or_none("recommend.popularity_window_days", self.popularity_window_days)
 
 
 SIMILARITY_MEASURES = ("count", "jaccard", "cosine", "lift", "inclusion", "llr")
@@ -248,6 +266,8 @@ class SimilarityConfig:
                 raise ConfigError(f"similarity.{key} must be positive")
         if self.similar_items_n <= 0 or self.num_partitions < 0:
             raise ConfigError("similarity.similar_items_n must be > 0, num_partitions >= 0")
+        _positive_or_none("similarity.half_life_days", self.half_life_days)
+        _positive_or_none("similarity.window_days", self.window_days)
 
 
 EVALUATION_SPLITS = ("random", "chronological", "leave_last_k_out")
@@ -282,6 +302,13 @@ class EvaluationConfig:
             raise ConfigError(
                 "evaluation.cut: give an ISO time (2026-03-01T00:00) for split chronological"
             )
+        if self.cut:
+            try:
+                datetime.fromisoformat(self.cut)
+            except ValueError:
+                raise ConfigError(
+                    f"evaluation.cut must be an ISO time (2026-03-01T00:00); got '{self.cut}'"
+                ) from None
         if not self.ks or min(self.ks) < 1 or self.k < 1:
             raise ConfigError("evaluation.ks and evaluation.k must be positive cut-offs")
         if self.leave_k < 1 or self.min_train < 0 or self.diversity_max_users < 0:
@@ -318,6 +345,8 @@ class NightlyConfig:
         _one_of("nightly.gate_metric", self.gate_metric, NIGHTLY_GATE_METRICS)
         if not self.hybrid_weights or any(not 0.0 <= w <= 1.0 for w in self.hybrid_weights):
             raise ConfigError("nightly.hybrid_weights: list weights of ALS in [0, 1]")
+        if not math.isfinite(self.gate_tolerance):
+            raise ConfigError("nightly.gate_tolerance must be a number")
 
 
 @dataclass(frozen=True)
@@ -334,6 +363,11 @@ class AppConfig:
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
+
+
+def _positive_or_none(key: str, value: float | None) -> None:
+    if value is not None and not value > 0:  # also refuses NaN
+        raise ConfigError(f"{key} must be positive, or null for none; got {value}")
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -73,6 +73,17 @@ def test_set_takes_a_delimiter_that_is_not_yaml_as_it_is(raw, expected):
         (["ingest.weight_rule=value", "ingest.columns.value="], "needs ingest.columns.value"),
         (["ingest.min_timestamp=1995/01/01"], "ingest.min_timestamp must be an ISO-8601"),
         (["ingest.csv_delimiter="], "ingest.csv_delimiter must not be empty"),
+        (["spark.shuffle_partitions=0"], "spark.shuffle_partitions must be positive"),
+        (["als.num_item_blocks=0"], "als.num_user_blocks and als.num_item_blocks"),
+        (["als.checkpoint_interval=0"], "als.checkpoint_interval must be >= 1"),
+        (["als.window_days=0"], "als.window_days must be positive"),
+        (["als.tuning.ranks=[64, 0]"], "als.tuning.ranks must be positive"),
+        (["als.tuning.alphas=[-1]"], "als.tuning.reg_params and als.tuning.alphas"),
+        (["recommend.popularity_window_days=0"], "recommend.popularity_window_days must be"),
+        (["recommend.min_interactions=-1"], "recommend.min_interactions must be >= 0"),
+        (["similarity.half_life_days=-3"], "similarity.half_life_days must be positive"),
+        (["evaluation.cut=March"], "evaluation.cut must be an ISO time"),
+        (["nightly.gate_tolerance=.nan"], "nightly.gate_tolerance must be a number"),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(overrides, message):
