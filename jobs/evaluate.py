@@ -224,7 +224,10 @@ def run(
             if model not in present:
                 log.warning("model %s has no rows in %s; skipped", model, recs_path)
                 continue
-            lists[model] = recs.filter(F.col(C.MODEL) == model)
+            # The test users' lists only, as the baseline's: coverage, novelty and
+            # diversity are then over the same users for every model.
+            model_recs = recs.filter(F.col(C.MODEL) == model)
+            lists[model] = model_recs.join(users, on=C.USER_ID, how="left_semi")
     else:
         log.warning("no recommendations at %s: only the baseline is evaluated", recs_path)
 

@@ -72,7 +72,10 @@ def test_evaluate_job_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
         F.lit("r1").alias("run_id"),
     )
     recs_path = job.holdout_storage(cfg.storage).table(tables.MODEL_RECOMMENDATIONS)
-    write_recommendations(recs, recs_path, "oracle")
+    stranger = spark.createDataFrame(  # a list for a user without test items: not scored
+        [("zz", "i00", 1, 1.0, "oracle", "model", "r1")], recs.schema
+    )
+    write_recommendations(recs.unionByName(stranger), recs_path, "oracle")
 
     doc = job.run(spark, cfg, run_id="run-1")
     assert list(doc["models"]) == ["most_popular", "oracle"]
@@ -80,6 +83,7 @@ def test_evaluate_job_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
     for name, value in direct.items():
         assert doc["models"]["oracle"][name] == pytest.approx(value), name
     assert doc["models"]["oracle"]["recall_at_5"] > doc["models"]["most_popular"]["recall_at_5"]
+    assert doc["models"]["oracle"]["recommendations"] == recs.filter("rank <= 5").count()
     baseline = delta.read_table(spark, cfg.storage.table(job.EVAL_RECOMMENDATIONS))
     seen = baseline.join(train, on=["user_id", "item_id"], how="left_semi").count()
     assert seen == 0  # the baseline never recommends a training item
