@@ -55,6 +55,7 @@ def log_to_mlflow(
         run = mlflow.start_run(run_name=run_name)
     else:
         run = active
+    status = "FAILED"
     try:
         if tags:
             mlflow.set_tags(dict(tags))
@@ -70,7 +71,8 @@ def log_to_mlflow(
         for path in artifacts:
             if Path(path).is_file():
                 mlflow.log_artifact(str(path))
+        status = "FINISHED"
         return run.info.run_id
     finally:
         if active is None:
-            mlflow.end_run()
+            mlflow.end_run(status=status)

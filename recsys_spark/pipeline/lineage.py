@@ -73,7 +73,8 @@ def config_params(cfg: AppConfig) -> dict[str, str]:
             flat[prefix] = json.dumps(value) if isinstance(value, list | tuple) else str(value)
 
     walk("", dataclasses.asdict(cfg))
-    return {k: v[:500] for k, v in flat.items()}
+    # Map keys are the user's (an event type such as "add+cart"): made valid MLflow names.
+    return {metric_key(k): v[:500] for k, v in flat.items()}
 
 
 class NightTracker:
@@ -98,8 +99,12 @@ class NightTracker:
         tags = {**tags, "storage_root": self.cfg.storage.root_uri}
         self._close_dead_runs(tags)
         self.run_id = mlflow.start_run(run_name=run_name, tags=tags).info.run_id
-        mlflow.log_params(config_params(self.cfg))
-        mlflow.log_dict(dataclasses.asdict(self.cfg), "config.json")
+        try:
+            mlflow.log_params(config_params(self.cfg))
+            mlflow.log_dict(dataclasses.asdict(self.cfg), "config.json")
+        except BaseException:
+            mlflow.end_run(status="FAILED")  # not left RUNNING
+            raise
 
     def _close_dead_runs(self, tags: Mapping[str, str]) -> None:
         """Mark KILLED the runs of the same night and storage root still RUNNING.
