@@ -99,6 +99,8 @@ def _run_stages(night: Night) -> NightReport:
     if night.gate().passed:
         night.final_models()
         night.publish()
+    else:
+        night.withdraw_unfinished()
     versions = night.working_versions()
     tracker = night.tracker
     tracker.set_tags({f"table_version.{k}": str(v) for k, v in versions.items()})

@@ -55,7 +55,12 @@ from recsys_spark.pipeline.holdout import (
 )
 from recsys_spark.pipeline.hybrid import blend_ranked_lists
 from recsys_spark.pipeline.lineage import NightTracker
-from recsys_spark.pipeline.publish import Publication, last_published, publish
+from recsys_spark.pipeline.publish import (
+    Publication,
+    last_published,
+    publish,
+    withdraw_unfinished,
+)
 from recsys_spark.popularity import popular_items
 
 log = get_logger("jobs.nightly")
@@ -341,6 +346,15 @@ class Night:
             self._write(self._final_lists(), self.storage.table(FINAL_RECOMMENDATIONS))
             m.update(rows=float(self._read(self.storage.table(FINAL_RECOMMENDATIONS)).count()))
         failpoint("nightly.before_publish")
+
+    def withdraw_unfinished(self) -> None:
+        """After a refusal: take back what a killed attempt of this date published."""
+        if withdraw_unfinished(self.spark, self.cfg.storage, self.run_date):
+            log.warning(
+                "took back the lists that a killed attempt published for %s without its "
+                "publish_log row: the last published night is live again",
+                self.run_date,
+            )
 
     def publish(self) -> Publication:
         """`recommendations` (this date), `recommendations_latest` and `publish_log`."""

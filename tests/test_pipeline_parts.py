@@ -33,7 +33,7 @@ from recsys_spark.pipeline.holdout import (
 )
 from recsys_spark.pipeline.hybrid import blend_ranked_lists
 from recsys_spark.pipeline.lock import LockHeldError, acquire
-from recsys_spark.pipeline.publish import last_published, publish
+from recsys_spark.pipeline.publish import last_published, publish, withdraw_unfinished
 
 LIST_COLS = [C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE]
 
@@ -297,6 +297,52 @@ def test_publish_replaces_its_date_and_moves_latest_forward_only(
     assert (last.run_date, last.model, last.value) == (d2, "hybrid", 0.31)
     assert last_published(spark, storage, d2).run_date == d1
     assert last_published(spark, storage, d1) is None
+
+
+def test_a_killed_publication_is_ignored_by_latest_and_withdrawn_on_refusal(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recsys_spark.pipeline import publish as publish_module
+
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    d1, d2, d3, d4 = (date(2026, 3, d) for d in (1, 2, 3, 4))
+    args = {"metric": "ndcg_at_10", "value": 0.2}
+
+    def killed_at(point: str):  # stands in for a kill -9 at that failpoint
+        def fail(name: str) -> None:
+            if name == point:
+                raise RuntimeError("killed")
+
+        return fail
+
+    def latest_dates() -> set:
+        latest = delta.read_table(spark, storage.table(tables.RECOMMENDATIONS_LATEST))
+        return {r["run_date"] for r in latest.select("run_date").distinct().collect()}
+
+    publish(spark, published_lists(spark, "als", ["u1"]), storage, run_date=d1, run_id="a", **args)
+    monkeypatch.setattr(publish_module, "failpoint", killed_at("publish.after_recommendations"))
+    with pytest.raises(RuntimeError, match="killed"):
+        publish(spark, published_lists(spark, "als", ["u3"]), storage, run_date=d3, run_id="b",
+                **args)  # fmt: skip
+    monkeypatch.setattr(publish_module, "failpoint", lambda name: None)
+    # d3 was never logged: publishing d2 still moves `latest`.
+    moved = publish(spark, published_lists(spark, "als", ["u2"]), storage, run_date=d2,
+                    run_id="c", **args)  # fmt: skip
+    assert moved.latest_moved and latest_dates() == {d2}
+
+    monkeypatch.setattr(publish_module, "failpoint", killed_at("publish.after_latest"))
+    with pytest.raises(RuntimeError, match="killed"):
+        publish(spark, published_lists(spark, "als", ["u4"]), storage, run_date=d4, run_id="d",
+                **args)  # fmt: skip
+    assert latest_dates() == {d4}  # served, not logged
+    # The rerun of d4 is refused: d4 is taken back, d2 is live again.
+    assert withdraw_unfinished(spark, storage, d4)
+    assert latest_dates() == {d2}
+    recs = delta.read_table(spark, storage.table(tables.PUBLISHED_RECOMMENDATIONS))
+    assert {r["run_date"] for r in recs.select("run_date").distinct().collect()} == {d1, d2, d3}
+    # A logged date, or one with nothing left to take back, is left alone.
+    assert not withdraw_unfinished(spark, storage, d2)
+    assert not withdraw_unfinished(spark, storage, d4)
 
 
 def test_publish_refuses_two_models(spark: SparkSession, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ Three Delta tables under the storage root, each written in one commit:
 - `publish_log`: one row per published date (champion, gate metric, table versions),
   which the next night's quality gate compares against.
 A crash between the commits leaves each table at a complete version; rerunning the
-date converges to the same state as an uninterrupted run.
+date converges to the same state as an uninterrupted run. If the rerun does not publish
+(its gate refuses), `withdraw_unfinished` takes back what the killed attempt wrote.
 """
 
 from __future__ import annotations
@@ -113,9 +114,10 @@ def publish(
     failpoint("publish.after_recommendations")
 
     published = delta.read_table(spark, rec_path, version=rec_version)
-    newest = published.agg(F.max(RUN_DATE)).first()[0]
     tonight = published.filter(F.col(RUN_DATE) == F.lit(run_date))
-    latest_moved = newest == run_date
+    # Against the logged dates: a later date a killed run left in `recommendations`
+    # without its log row was never published.
+    latest_moved = all(d <= run_date for d in _logged_dates(spark, log_path))
     if latest_moved:
         delta.overwrite(tonight, latest_path)
     failpoint("publish.after_latest")
@@ -148,6 +150,41 @@ def publish(
     if latest_version is not None:
         versions[tables.RECOMMENDATIONS_LATEST] = latest_version
     return Publication(int(n["rows"]), int(n["users"]), versions, latest_moved)
+
+
+def withdraw_unfinished(spark: SparkSession, storage: StorageConfig, run_date: date) -> bool:
+    """Take back what a killed attempt published for `run_date` without its log row.
+
+    `publish` commits `recommendations`, `recommendations_latest`, then the `publish_log`
+    row: a kill in between leaves the date served but not recorded. For a rerun that does
+    not publish, the date's rows are deleted and `latest` goes back to the newest logged
+    date (one commit each). Returns whether anything was taken back.
+    """
+    rec_path = storage.table(tables.PUBLISHED_RECOMMENDATIONS)
+    latest_path = storage.table(tables.RECOMMENDATIONS_LATEST)
+    logged = _logged_dates(spark, storage.table(tables.PUBLISH_LOG))
+    if run_date in logged or not delta.table_exists(spark, rec_path):
+        return False
+    recs = delta.read_table(spark, rec_path)
+    on_date = F.col(RUN_DATE) == F.lit(run_date)
+    withdrawn = recs.filter(on_date).limit(1).count() > 0
+    if withdrawn:
+        delta.replace_where(recs.limit(0), rec_path, f"{RUN_DATE} = DATE'{run_date.isoformat()}'")
+    if delta.table_exists(spark, latest_path):
+        latest = delta.read_table(spark, latest_path)
+        if latest.filter(on_date).limit(1).count() > 0:
+            newest = max(logged, default=None)
+            restored = delta.read_table(spark, rec_path).filter(F.col(RUN_DATE) == F.lit(newest))
+            delta.overwrite(restored, latest_path)
+            withdrawn = True
+    return withdrawn
+
+
+def _logged_dates(spark: SparkSession, log_path: str) -> set[date]:
+    """The run dates in `publish_log` (one row per published date)."""
+    if not delta.table_exists(spark, log_path):
+        return set()
+    return {r[0] for r in delta.read_table(spark, log_path).select(RUN_DATE).collect()}
 
 
 def _single_model(lists: DataFrame) -> str:
