@@ -109,7 +109,7 @@ def publish(
     )
     model = _single_model(rows)
     delta.ensure_table(spark, rec_path, PUBLISHED_SCHEMA, partition_by=(RUN_DATE,))
-    delta.replace_where(rows, rec_path, f"{RUN_DATE} = DATE'{run_date.isoformat()}'")
+    delta.replace_where(rows, rec_path, _on_date(run_date))
     rec_version = delta.table_version(spark, rec_path)
     failpoint("publish.after_recommendations")
 
@@ -141,7 +141,7 @@ def publish(
         PUBLISH_LOG_SCHEMA,
     )
     delta.ensure_table(spark, log_path, PUBLISH_LOG_SCHEMA)
-    delta.replace_where(entry, log_path, f"{RUN_DATE} = DATE'{run_date.isoformat()}'")
+    delta.replace_where(entry, log_path, _on_date(run_date))
     versions = {
         tables.PUBLISHED_RECOMMENDATIONS: int(rec_version or 0),
         tables.PUBLISH_LOG: int(delta.table_version(spark, log_path) or 0),
@@ -169,7 +169,7 @@ def withdraw_unfinished(spark: SparkSession, storage: StorageConfig, run_date: d
     on_date = F.col(RUN_DATE) == F.lit(run_date)
     withdrawn = recs.filter(on_date).limit(1).count() > 0
     if withdrawn:
-        delta.replace_where(recs.limit(0), rec_path, f"{RUN_DATE} = DATE'{run_date.isoformat()}'")
+        delta.replace_where(recs.limit(0), rec_path, _on_date(run_date))
     if delta.table_exists(spark, latest_path):
         latest = delta.read_table(spark, latest_path)
         if latest.filter(on_date).limit(1).count() > 0:
@@ -178,6 +178,11 @@ def withdraw_unfinished(spark: SparkSession, storage: StorageConfig, run_date: d
             delta.overwrite(restored, latest_path)
             withdrawn = True
     return withdrawn
+
+
+def _on_date(run_date: date) -> str:
+    """The `replaceWhere` condition of one run date's rows."""
+    return f"{RUN_DATE} = DATE'{run_date.isoformat()}'"
 
 
 def _logged_dates(spark: SparkSession, log_path: str) -> set[date]:
