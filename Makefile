@@ -73,7 +73,12 @@ nightly: setup ## the nightly pipeline for RUN_DATE (default today, UTC): ingest
 train-als: setup ## implicit ALS (optionally tuned) and top-N for every user with the popularity fallback
 	$(PY) jobs/train_als.py --conf $(CONF) $(SET)
 
-mlflow-ui: setup ## serve the MLflow UI of the default SQLite store on 127.0.0.1:5000
+# The experiment's runs page is printed first: MLflow 3's home page is a GenAI overview.
+mlflow-ui: setup ## serve the MLflow UI of the default SQLite store on 127.0.0.1:5000 (prints the runs page)
+	@$(PY) -c "import mlflow; mlflow.set_tracking_uri('sqlite:///mlflow.db'); \
+	    e = mlflow.get_experiment_by_name('recsys-spark'); \
+	    print('runs: http://127.0.0.1:5000/#/experiments/%s/runs' % e.experiment_id if e \
+	          else 'no recsys-spark experiment yet: run make demo first')" 2>/dev/null
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 # CI's end-to-end nightly on the standalone cluster: the sample and the models kept tiny, so

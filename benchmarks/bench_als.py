@@ -73,9 +73,10 @@ def ensure_data(args: argparse.Namespace) -> str:
 def fit_once(args: argparse.Namespace) -> int:
     """Child process: fit ALS once with the BLAS of --blas, save the model, print JSON."""
     from recsys_spark import tables
-    from recsys_spark.affinity import user_item_affinity
-    from recsys_spark.als import AlsParams, als_ratings, fit_als
+    from recsys_spark.config import AlsConfig
     from recsys_spark.io import delta
+    from recsys_spark.models.affinity import user_item_affinity
+    from recsys_spark.models.als import als_ratings, fit_als
     from recsys_spark.session import get_spark
 
     spark = get_spark(spark_config(args.blas))
@@ -84,7 +85,7 @@ def fit_once(args: argparse.Namespace) -> int:
     interactions = delta.read_table(spark, f"file://{args.lake}/{tables.INTERACTIONS}")
     ratings = als_ratings(user_item_affinity(interactions)).cache()
     pairs = ratings.count()
-    params = AlsParams(rank=args.rank, max_iter=args.max_iter, reg_param=0.1, alpha=1.0,
+    params = AlsConfig(rank=args.rank, max_iter=args.max_iter, reg_param=0.1, alpha=1.0,
                        seed=42, num_user_blocks=4, num_item_blocks=4)  # fmt: skip
     start = time.perf_counter()
     model = fit_als(ratings, params)
@@ -110,7 +111,7 @@ def numpy_floor(uf, itf) -> dict[str, float]:
     """Single process: bare GEMM of all scores in blocks, and GEMM + our selection."""
     import numpy as np
 
-    from recsys_spark.topn import CHUNK_SCORES, select_top_n
+    from recsys_spark.models.topn import CHUNK_SCORES, select_top_n
 
     u = np.stack(uf.toPandas()["features"].to_numpy()).astype(np.float32)
     v = np.stack(itf.toPandas()["features"].to_numpy()).astype(np.float32)
@@ -178,11 +179,11 @@ def score_benchmark(args: argparse.Namespace, model_path: str) -> dict:
 
     from recsys_spark import columns as C
     from recsys_spark import tables
-    from recsys_spark.affinity import user_item_affinity
-    from recsys_spark.als import item_factors, user_factors
     from recsys_spark.io import delta
+    from recsys_spark.models.affinity import user_item_affinity
+    from recsys_spark.models.als import item_factors, user_factors
+    from recsys_spark.models.topn import recommend_for_all_users
     from recsys_spark.session import get_spark
-    from recsys_spark.topn import recommend_for_all_users
 
     spark = get_spark(spark_config("default"))
     model = ALSModel.load(model_path)

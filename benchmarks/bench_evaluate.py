@@ -9,10 +9,10 @@ user drawn from the popularity distribution, written to Parquet under `--work` a
 back (cached), as the nightly reads its Delta tables. In one Spark session (the settings of
 benchmarks/bench_als.py: local[2], 6g driver, 4 partitions), implicit ALS (rank 64,
 `--als-iter` iterations: the factors' quality does not change the cost of scoring) is
-fitted on the training pairs with `recsys_spark.als`; then, alternating for `--repeat`
+fitted on the training pairs with `recsys_spark.models.als`; then, alternating for `--repeat`
 rounds so that the load of this shared machine hits each alike:
 
-1. the ALS top-N step exactly as bench_als.py times it: `recsys_spark.topn.
+1. the ALS top-N step exactly as bench_als.py times it: `recsys_spark.models.topn.
    recommend_for_all_users`, top-10 for every user with seen items excluded, cached and
    counted;
 2. `evaluate_model` with every metric (ranking at 5, 10, 20, coverage, novelty, long
@@ -50,16 +50,16 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from benchmarks.bench_als import spark_config  # noqa: E402
 from recsys_spark import columns as C  # noqa: E402
-from recsys_spark.als import AlsParams, als_ratings, fit_als, item_factors, user_factors  # noqa: E402
-from recsys_spark.evaluation.evaluate import (  # noqa: E402
-    EvaluationParams,
+from recsys_spark.config import AlsConfig, EvaluationConfig  # noqa: E402
+from recsys_spark.evaluation.model_eval import (  # noqa: E402
     PreparedTraining,
     evaluate_model,
     prepare_training,
 )
-from recsys_spark.evaluation.ranking import ranking_metrics  # noqa: E402
+from recsys_spark.evaluation.ranking_metrics import ranking_metrics  # noqa: E402
+from recsys_spark.models.als import als_ratings, fit_als, item_factors, user_factors  # noqa: E402
+from recsys_spark.models.topn import recommend_for_all_users  # noqa: E402
 from recsys_spark.session import get_spark  # noqa: E402
-from recsys_spark.topn import recommend_for_all_users  # noqa: E402
 
 
 def synthetic(
@@ -99,14 +99,14 @@ def materialised(df: DataFrame) -> DataFrame:
 
 
 def fit_factors(train: DataFrame, args: argparse.Namespace) -> tuple[DataFrame, ...]:
-    """Fit ALS on the training pairs (`recsys_spark.als`); cached factors and seen pairs."""
+    """Fit ALS on the training pairs (`recsys_spark.models.als`); cached factors and seen pairs."""
     pairs = train.select(
         F.col("u").cast("int").alias(C.USER_IDX),
         F.col("i").cast("int").alias(C.ITEM_IDX),
         F.lit(1.0).alias(C.AFFINITY),
     )
     ratings = materialised(als_ratings(pairs))
-    params = AlsParams(rank=args.rank, max_iter=args.als_iter, reg_param=0.1, alpha=1.0,
+    params = AlsConfig(rank=args.rank, max_iter=args.als_iter, reg_param=0.1, alpha=1.0,
                        seed=42, num_user_blocks=4, num_item_blocks=4)  # fmt: skip
     start = time.perf_counter()
     model = fit_als(ratings, params)
@@ -127,7 +127,7 @@ def timed_evaluation(
     recs: DataFrame, train: DataFrame | PreparedTraining, test: DataFrame
 ) -> tuple[dict, float]:
     start = time.perf_counter()
-    result = evaluate_model(recs, train, test, EvaluationParams(ks=(5, 10, 20), k=10))
+    result = evaluate_model(recs, train, test, EvaluationConfig(ks=(5, 10, 20), k=10))
     return result.metrics, time.perf_counter() - start
 
 

@@ -122,9 +122,10 @@ def ensure_source(events: int, path: Path) -> Path:
     """The benchmark's CSV log, generated once and reused by later runs."""
     if path.is_file():
         return path
-    from recsys_spark.sample import SampleSpec, write_sample
+    from recsys_spark.config import SampleConfig
+    from recsys_spark.data.sample import write_sample
 
-    spec = SampleSpec(
+    spec = SampleConfig(
         n_events=events,
         n_users=max(events // 40, 100),
         n_items=max(events // 100, 50),

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def sample_spec(events: int):  # type: ignore[no-untyped-def]
-    from recsys_spark.sample import SampleSpec
+    from recsys_spark.config import SampleConfig
 
-    return SampleSpec(
+    return SampleConfig(
         n_events=events,
         n_users=max(events // 40, 100),
         n_items=min(max(events // 100, 50), 40_000),
@@ -43,8 +43,8 @@ def sample_spec(events: int):  # type: ignore[no-untyped-def]
 def run_night(source: Path, lake: Path, driver_memory: str, extra: list[str]) -> dict:
     """Child process: one nightly on `source`; the report as a dict (one JSON line)."""
     from benchmarks.memory import peak_rss
-    from jobs import nightly
     from recsys_spark.config import load_config
+    from recsys_spark.pipeline import night
     from recsys_spark.session import get_spark
 
     spec = sample_spec(1)
@@ -63,7 +63,7 @@ def run_night(source: Path, lake: Path, driver_memory: str, extra: list[str]) ->
     spark = get_spark(cfg.spark)
     with peak_rss(spark) as peak:
         start = time.perf_counter()
-        report = nightly.run(spark, cfg, run_date)
+        report = night.run_night(spark, cfg, run_date)
         seconds = time.perf_counter() - start
     spark.stop()
     return {
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_night(source, lake, args.driver_memory, args.extra)))
         return 0
 
-    from recsys_spark.sample import write_sample
+    from recsys_spark.data.sample import write_sample
 
     results: dict[str, dict] = {}
     for events in args.sizes:

@@ -42,9 +42,9 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 from benchmarks.memory import descendants, peak_tree_rss  # noqa: E402
 from recsys_spark import columns as C  # noqa: E402
 from recsys_spark import tables  # noqa: E402
-from recsys_spark.affinity import user_item_affinity  # noqa: E402
 from recsys_spark.config import SparkConfig  # noqa: E402
 from recsys_spark.io import delta  # noqa: E402
+from recsys_spark.models.affinity import user_item_affinity  # noqa: E402
 from recsys_spark.session import get_spark  # noqa: E402
 from recsys_spark.similarity import cap_interactions, item_similarity  # noqa: E402
 

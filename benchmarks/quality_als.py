@@ -25,21 +25,22 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 from recsys_spark import columns as C  # noqa: E402
 from recsys_spark import tables  # noqa: E402
-from recsys_spark.affinity import user_item_affinity  # noqa: E402
-from recsys_spark.als import AlsParams, als_ratings, fit_als, item_factors, user_factors  # noqa: E402
-from recsys_spark.config import SparkConfig, load_config  # noqa: E402
-from recsys_spark.evaluation.ranking import ranking_metrics  # noqa: E402
+from recsys_spark.config import AlsConfig, SparkConfig, StorageConfig, load_config  # noqa: E402
+from recsys_spark.data.splits import random_split_per_user  # noqa: E402
+from recsys_spark.evaluation.ranking_metrics import ranking_metrics  # noqa: E402
+from recsys_spark.ingest.runner import run_ingest  # noqa: E402
 from recsys_spark.io import delta  # noqa: E402
+from recsys_spark.models.affinity import user_item_affinity  # noqa: E402
+from recsys_spark.models.als import als_ratings, fit_als, fit_params, item_factors, user_factors  # noqa: E402
+from recsys_spark.models.als_tuning import candidates, tune_als  # noqa: E402
+from recsys_spark.models.topn import recommend_for_all_users  # noqa: E402
 from recsys_spark.session import get_spark  # noqa: E402
-from recsys_spark.split import random_split_per_user  # noqa: E402
-from recsys_spark.topn import recommend_for_all_users  # noqa: E402
-from recsys_spark.tuning import candidates, tune_als  # noqa: E402
 
 TARGET = {"precision_at_10": 0.415, "ndcg_at_10": 0.475, "map": 0.146}
 REPORTED = ("precision_at_10", "recall_at_10", "ndcg_at_10", "map", "map_at_10")
 
 
-def test_metrics(train, test, params: AlsParams) -> tuple[dict[str, float], float]:
+def test_metrics(train, test, params: AlsConfig) -> tuple[dict[str, float], float]:
     start = time.perf_counter()
     model = fit_als(train, params)
     recs = recommend_for_all_users(
@@ -72,10 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark(SparkConfig(app_name="quality-als", shuffle_partitions=4, log_level="ERROR"))
     interactions_path = f"{Path(args.lake).resolve().as_uri()}/{tables.INTERACTIONS}"
     if not delta.table_exists(spark, interactions_path):
-        from jobs.ingest import run as ingest
-
-        cfg = load_config(ROOT / "conf" / "movielens.yml", [f"storage.root={args.lake}"])
-        ingest(spark, cfg)
+        cfg = load_config(ROOT / "conf" / "movielens.yml")
+        run_ingest(spark, cfg.ingest, StorageConfig(root=args.lake))
     interactions = delta.read_table(spark, interactions_path)
     pairs = user_item_affinity(interactions)
     train, test = random_split_per_user(pairs, test_ratio=0.25, seed=42)
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     test = test.select(C.USER_IDX, C.ITEM_IDX).cache()
     print(f"train pairs {train.count()}, test pairs {test.count()}")
 
-    base = AlsParams(max_iter=args.max_iter, seed=42, num_user_blocks=4, num_item_blocks=4)
+    base = AlsConfig(max_iter=args.max_iter, seed=42, num_user_blocks=4, num_item_blocks=4)
     grid = candidates(
         args.ranks, args.reg_params, args.alphas, mode=args.mode, n_trials=args.n_trials, seed=7
     )
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             for t in result.trials
         ],  # fmt: skip
-        "tuned_params": result.best.as_dict(),
+        "tuned_params": fit_params(result.best),
         "tuned_test": {k: tuned[k] for k in (*REPORTED, "catalog_coverage")},
         "reference_rank64_reg0.1_alpha1_test": {
             k: reference[k] for k in (*REPORTED, "catalog_coverage")

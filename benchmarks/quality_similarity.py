@@ -29,15 +29,15 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from recsys_spark import columns as C  # noqa: E402
 from recsys_spark import tables  # noqa: E402
-from recsys_spark.affinity import user_item_affinity  # noqa: E402
 from recsys_spark.config import load_config  # noqa: E402
-from recsys_spark.evaluation.ranking import ranking_metrics  # noqa: E402
+from recsys_spark.data.splits import random_split_per_user  # noqa: E402
+from recsys_spark.evaluation.ranking_metrics import ranking_metrics  # noqa: E402
 from recsys_spark.io import delta  # noqa: E402
-from recsys_spark.item_based import NEIGHBOURHOODS, item_based_lists  # noqa: E402
-from recsys_spark.popularity import popular_items  # noqa: E402
+from recsys_spark.models.affinity import user_item_affinity  # noqa: E402
+from recsys_spark.models.item_based import NEIGHBOURHOODS, item_based_lists  # noqa: E402
+from recsys_spark.models.popularity import popular_items  # noqa: E402
 from recsys_spark.session import get_spark  # noqa: E402
 from recsys_spark.similarity import MEASURES, item_similarity  # noqa: E402
-from recsys_spark.split import random_split_per_user  # noqa: E402
 
 ML100K = ROOT.parent / "shared" / "datasets" / "ml-100k" / "ml-100k.inter"
 

@@ -9,10 +9,11 @@
 # COMMAND ----------
 
 from recsys_spark import tables
+from recsys_spark.config import SampleConfig
+from recsys_spark.data.sample import write_sample
 from recsys_spark.ingest.runner import run_ingest
 from recsys_spark.io.delta import read_table
 from recsys_spark.notebook import notebook_config
-from recsys_spark.sample import SampleSpec, write_sample
 from recsys_spark.session import get_spark
 
 cfg = notebook_config(
@@ -27,7 +28,7 @@ spark = get_spark(cfg.spark)
 # COMMAND ----------
 
 write_sample(
-    SampleSpec(n_events=5_000, duplicate_fraction=0.01, bad_row_fraction=0.01), cfg.ingest.source
+    SampleConfig(n_events=5_000, duplicate_fraction=0.01, bad_row_fraction=0.01), cfg.ingest.source
 )
 
 # COMMAND ----------

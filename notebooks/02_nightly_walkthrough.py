@@ -1,10 +1,11 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # A nightly run, stage by stage
-# MAGIC The same stages `jobs/nightly.py` runs every night, one cell each, on the built-in sample
-# MAGIC data: ingest, snapshot and chronological holdout, models on the holdout's training side,
-# MAGIC the hybrid and the champion (chosen on validation users), evaluation on test users, the
-# MAGIC quality gate, the champion refitted on all data, and publishing.
+# MAGIC The stages `jobs/nightly.py` runs every night (`recsys_spark.pipeline.stages.Night`),
+# MAGIC one cell each, on the built-in sample data: ingest, snapshot and chronological holdout,
+# MAGIC models on the holdout's training side, the hybrid and the champion (chosen on validation
+# MAGIC users), evaluation on test users, the quality gate, the champion refitted on all data,
+# MAGIC and publishing.
 # MAGIC
 # MAGIC Runs on Databricks or locally as a script from the project root:
 # MAGIC `python notebooks/02_nightly_walkthrough.py`. It writes under `data/notebook-lake`
@@ -14,11 +15,11 @@
 
 from datetime import date
 
-from jobs.nightly_stages import HOLDOUT_PAIRS, Night
 from recsys_spark import tables
+from recsys_spark.data.sample import write_sample
 from recsys_spark.io.delta import read_table
 from recsys_spark.notebook import metrics_table, notebook_config, show
-from recsys_spark.sample import SampleSpec, write_sample
+from recsys_spark.pipeline.stages import Night
 from recsys_spark.session import get_spark
 
 cfg = notebook_config(
@@ -38,21 +39,7 @@ RUN_DATE = date(2026, 4, 30)  # the sample log covers 2026-01-01 .. 2026-04-30
 
 # COMMAND ----------
 
-s = cfg.sample
-write_sample(
-    SampleSpec(
-        n_events=s.n_events,
-        n_users=s.n_users,
-        n_items=s.n_items,
-        n_groups=s.n_groups,
-        start_date=s.start_date,
-        days=s.days,
-        seed=s.seed,
-        duplicate_fraction=s.duplicate_fraction,
-        bad_row_fraction=s.bad_row_fraction,
-    ),
-    cfg.ingest.source,
-)
+write_sample(cfg.sample, cfg.ingest.source)
 night = Night(spark, cfg, RUN_DATE)
 
 # COMMAND ----------
@@ -72,7 +59,7 @@ show(read_table(spark, cfg.storage.table(tables.QUARANTINE)).groupBy("reason").c
 
 night.snapshot()
 print(f"holdout cut: {night.cut} (events before it train the candidate models)")
-show(read_table(spark, night.storage.table(HOLDOUT_PAIRS)).groupBy("role").count())
+show(read_table(spark, night.storage.table(tables.HOLDOUT_PAIRS)).groupBy("role").count())
 
 # COMMAND ----------
 

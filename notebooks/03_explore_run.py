@@ -12,7 +12,6 @@ from datetime import date
 
 from pyspark.sql import functions as F
 
-from jobs.nightly_stages import report_files
 from recsys_spark import tables
 from recsys_spark.io.delta import read_table
 from recsys_spark.notebook import (
@@ -23,6 +22,7 @@ from recsys_spark.notebook import (
     show_report,
     user_story,
 )
+from recsys_spark.pipeline.stages import report_files
 from recsys_spark.session import get_spark
 
 cfg = notebook_config(overrides=["storage.root=data/notebook-lake", "tracking.enabled=false"])

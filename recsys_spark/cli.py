@@ -1,13 +1,26 @@
-"""Argument parsing shared by every job: `--conf FILE` and repeated `--set key=value`."""
+"""What every job's entry point shares: `--conf FILE`, repeated `--set key=value`, exit codes.
+
+A job is `run_job(parser, argv, body)`: parse the arguments, load the config (a config
+error exits 2 before Spark starts), build the session, call `body`, and turn the errors a
+user can fix (recsys_spark.errors.EXIT_CODES) into one logged line and an exit code.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from recsys_spark.config import AppConfig, ConfigError, load_config
+from pyspark.sql import SparkSession
+
+from recsys_spark.config import AppConfig, load_config
+from recsys_spark.errors import EXIT_CODES, ConfigError
+from recsys_spark.logs import get_logger
+from recsys_spark.session import get_spark
 
 DEFAULT_CONF = "conf/local.yml"
+log = get_logger(__name__)
+
+JobBody = Callable[[SparkSession, AppConfig, argparse.Namespace], int | None]
 
 
 def job_parser(description: str) -> argparse.ArgumentParser:
@@ -39,3 +52,29 @@ def parse_job_args(
     except ConfigError as exc:
         parser.exit(2, f"{parser.prog}: config error: {exc}\n")
     return args, cfg
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The exit code of an error a user can fix, or None for anything else (a bug)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), None)
+
+
+def run_job(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    body: JobBody,
+) -> int:
+    """Parse, load the config, build the session, run `body`; its exit code (default 0).
+
+    An error of `recsys_spark.errors.EXIT_CODES` is logged as one line and returns its
+    code; any other error keeps its traceback (exit 1).
+    """
+    args, cfg = parse_job_args(parser, argv)
+    try:
+        return body(get_spark(cfg.spark), cfg, args) or 0
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        log.error("%s", exc)
+        return code

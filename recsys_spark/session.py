@@ -19,6 +19,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from recsys_spark.config import SparkConfig
+from recsys_spark.errors import SparkSetupError
 
 JARS_DIR = Path(
     os.environ.get("RECSYS_SPARK_JARS", Path(__file__).resolve().parent.parent / "jars")
@@ -26,10 +27,6 @@ JARS_DIR = Path(
 # Used only when jars/ is empty (for example a notebook outside the checkout): Spark then
 # resolves the same artifact through Ivy. Keep in step with jars/pom.xml.
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
-
-
-class SparkSetupError(RuntimeError):
-    """Spark or its Delta jars cannot be set up; the message says how to fix it."""
 
 
 def delta_jars(jars_dir: Path = JARS_DIR) -> list[str]:

@@ -9,10 +9,29 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from recsys_spark.config import TrackingConfig
 
 _BAD_KEY = re.compile(r"[^0-9A-Za-z_\-. /]")
+# MLflow 3's UI opens an experiment by its kind: this one opens on its runs, not GenAI.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def use_experiment(cfg: TrackingConfig) -> Any:
+    """Point mlflow at `cfg.uri` and `cfg.experiment` (created as a classic-ML experiment).
+
+    Returns the imported `mlflow` module; imported here so jobs with tracking off never
+    load it.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.uri)
+    experiment = mlflow.set_experiment(cfg.experiment)
+    key, kind = EXPERIMENT_KIND
+    if key not in experiment.tags:
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, kind)
+    return mlflow
 
 
 def metric_key(name: str) -> str:
@@ -51,7 +70,7 @@ def log_to_mlflow(
     mlflow.set_tracking_uri(cfg.uri)
     active = mlflow.active_run()
     if active is None:
-        mlflow.set_experiment(cfg.experiment)
+        use_experiment(cfg)
         run = mlflow.start_run(run_name=run_name)
     else:
         run = active

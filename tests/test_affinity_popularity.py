@@ -7,8 +7,8 @@ import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
 from recsys_spark import columns as C
-from recsys_spark.affinity import user_item_affinity
-from recsys_spark.popularity import popular_items, recommend_popular
+from recsys_spark.models.affinity import user_item_affinity
+from recsys_spark.models.popularity import popular_items, recommend_popular
 
 T0 = datetime(2026, 3, 1)
 

@@ -15,12 +15,12 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.als import AlsParams, als_ratings, fit_als, item_factors, user_factors
-from recsys_spark.config import load_config
-from recsys_spark.fallback import recommend_with_fallback, users_by_source
+from recsys_spark.config import AlsConfig, load_config
 from recsys_spark.ingest.schemas import INTERACTIONS
 from recsys_spark.io import delta
-from recsys_spark.topn import recommend_for_all_users
+from recsys_spark.models.als import als_ratings, fit_als, item_factors, user_factors
+from recsys_spark.models.fallback import recommend_with_fallback, users_by_source
+from recsys_spark.models.topn import recommend_for_all_users
 
 AFFINITY_DDL = f"{C.USER_IDX} int, {C.ITEM_IDX} int, {C.AFFINITY} double"
 RATINGS_DDL = f"{C.USER_IDX} int, {C.ITEM_IDX} int, {C.RATING} float"
@@ -51,7 +51,7 @@ def test_als_learns_two_groups_and_scores_match_factors(spark: SparkSession) -> 
     rows = [(u, i, 1.0) for u in range(20) for i in range(5 * (u // 10), 5 * (u // 10) + 5)
             if i != missing(u)]  # fmt: skip
     ratings = spark.createDataFrame(rows, RATINGS_DDL)
-    params = AlsParams(rank=2, reg_param=0.1, alpha=10.0, max_iter=10, seed=1,
+    params = AlsConfig(rank=2, reg_param=0.1, alpha=10.0, max_iter=10, seed=1,
                        num_user_blocks=2, num_item_blocks=2)  # fmt: skip
     model = fit_als(ratings, params)
     uf, itf = user_factors(model), item_factors(model)
@@ -128,7 +128,7 @@ def _interactions(spark: SparkSession, events: list[tuple[str, str, datetime]]):
 def test_train_job_writes_factors_recommendations_and_tuning(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    from jobs.train_als import run
+    from recsys_spark.models.als_training import run_als
 
     t0 = datetime(2026, 3, 1)
     rng = np.random.default_rng(5)
@@ -159,7 +159,7 @@ def test_train_job_writes_factors_recommendations_and_tuning(
             "recommend.popularity_window_days=null",
         ],
     )
-    report = run(spark, cfg)
+    report = run_als(spark, cfg.als, cfg.recommend, cfg.tracking, cfg.storage)
     recs = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
     assert recs.filter(F.col(C.MODEL) != "als").count() == 0
     assert recs.select(C.RUN_ID).distinct().collect()[0][0] == report.run_id
@@ -170,11 +170,8 @@ def test_train_job_writes_factors_recommendations_and_tuning(
     assert "i00" not in {r[C.ITEM_ID] for r in newbie}
     # Serving a subset: lists for exactly those users (the cold one from popularity).
     serve = spark.createDataFrame([("u03",), ("newbie",)], f"{C.USER_ID} string")
-    run(
-        spark,
-        replace(cfg, als=replace(cfg.als, tuning=replace(cfg.als.tuning, enabled=False))),
-        serve=serve,
-    )
+    untuned = replace(cfg.als, tuning=replace(cfg.als.tuning, enabled=False))
+    run_als(spark, untuned, cfg.recommend, cfg.tracking, cfg.storage, serve=serve)
     subset = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
     per_user = dict(subset.groupBy(C.USER_ID).agg(F.collect_set(C.SOURCE)).collect())
     assert per_user == {"u03": ["model"], "newbie": ["popularity"]}
@@ -192,8 +189,9 @@ def test_train_job_writes_factors_recommendations_and_tuning(
 
 
 def test_train_job_reports_missing_interactions(spark: SparkSession, tmp_path: Path) -> None:
-    from jobs.train_als import MissingInputError, run
+    from recsys_spark.errors import MissingInputError
+    from recsys_spark.models.als_training import run_als
 
     cfg = load_config(None, [f"storage.root={tmp_path}", "tracking.enabled=false"])
     with pytest.raises(MissingInputError, match="run jobs/ingest.py first"):
-        run(spark, cfg)
+        run_als(spark, cfg.als, cfg.recommend, cfg.tracking, cfg.storage)

@@ -11,7 +11,9 @@ import scipy.sparse as sp
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from recsys_spark.evaluation import cosine
+from recsys_spark.config import EvaluationConfig
+from recsys_spark.evaluation._kernels import cosine
+from recsys_spark.evaluation._kernels.item_stats import head_items
 from recsys_spark.evaluation.breakdown import (
     activity_bucket,
     heavy_min_history,
@@ -19,9 +21,8 @@ from recsys_spark.evaluation.breakdown import (
 )
 from recsys_spark.evaluation.coverage import beyond_accuracy_metrics, exposure_curves
 from recsys_spark.evaluation.diversity import diversity_metrics
-from recsys_spark.evaluation.evaluate import EvaluationParams, evaluate_model, prepare_training
-from recsys_spark.evaluation.item_stats import head_items
-from recsys_spark.evaluation.ranking import ranking_metrics
+from recsys_spark.evaluation.model_eval import evaluate_model, prepare_training
+from recsys_spark.evaluation.ranking_metrics import ranking_metrics
 
 PAIRS = T.StructType(
     [T.StructField("user_id", T.StringType()), T.StructField("item_id", T.StringType())]
@@ -205,7 +206,7 @@ def test_item_buckets(frames) -> None:
 
 def test_evaluate_model_matches_the_parts(frames) -> None:
     recs, train, test = frames
-    params = EvaluationParams(ks=(2,), k=3, head_share=0.5, cold_max_history=1, heavy_quantile=0.75)
+    params = EvaluationConfig(ks=(2,), k=3, head_share=0.5, cold_max_history=1, heavy_quantile=0.75)
     got = evaluate_model(recs, train, test, params)
     for name, value in ranking_metrics(recs, test, ks=(2, 3)).items():
         assert got.metrics[name] == pytest.approx(value, abs=1e-12), name
@@ -240,7 +241,7 @@ def test_training_pairs_scattered_and_repeated_count_once(frames, spark: SparkSe
     # Training pairs are not shuffled by user: X is assembled from every partition's
     # pairs, so a pair repeated in another partition (or a null row) must change nothing.
     recs, train, test = frames
-    params = EvaluationParams(ks=(2,), k=3, head_share=0.5, cold_max_history=1, heavy_quantile=0.75)
+    params = EvaluationConfig(ks=(2,), k=3, head_share=0.5, cold_max_history=1, heavy_quantile=0.75)
     want = evaluate_model(recs, train, test, params)
     null_row = spark.createDataFrame([(None, "A"), ("u1", None)], PAIRS)
     scattered = train.unionByName(train).unionByName(null_row).repartition(3)
@@ -263,7 +264,7 @@ def test_prepared_training_gives_the_same_evaluation(frames, spark: SparkSession
     prepared = prepare_training(scattered)
     try:
         for sample in (None, 2):
-            params = EvaluationParams(ks=(2,), k=3, head_share=0.5, diversity_max_users=sample)
+            params = EvaluationConfig(ks=(2,), k=3, head_share=0.5, diversity_max_users=sample)
             want = evaluate_model(recs, train, test, params)
             got = evaluate_model(recs, prepared, test, params)
             assert got.metrics == pytest.approx(want.metrics, abs=1e-12), sample

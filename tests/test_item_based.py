@@ -17,8 +17,8 @@ from recsys_spark import tables
 from recsys_spark.config import load_config
 from recsys_spark.ingest.schemas import INTERACTIONS
 from recsys_spark.io import delta
-from recsys_spark.item_based import item_based_lists, recommend_item_based, similar_items
-from recsys_spark.popularity import popular_items
+from recsys_spark.models.item_based import item_based_lists, recommend_item_based, similar_items
+from recsys_spark.models.popularity import popular_items
 
 AFFINITY_SCHEMA = "user_idx int, user_id string, item_idx int, item_id string, affinity double"
 SIM_SCHEMA = (
@@ -219,7 +219,7 @@ def test_item_based_lists_fill_short_and_missing_lists_from_popularity(spark: Sp
 
 
 def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: Path) -> None:
-    from jobs.similarity import run
+    from recsys_spark.similarity.item_models import run_similarity
 
     t_ref = datetime(2026, 3, 10)
     rng = np.random.default_rng(3)
@@ -252,7 +252,7 @@ def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: 
             "similarity.similar_items_n=2",
         ],
     )
-    report = run(spark, cfg, run_id="r1")
+    report = run_similarity(spark, cfg.similarity, cfg.recommend, cfg.storage, run_id="r1")
     # Reference: decayed affinity x cosine on the binary matrix.
     n_u, n_i = len(users), len(items)
     weights = np.zeros((n_u, n_i))
@@ -293,7 +293,7 @@ def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: 
     # Serving a subset: the same lists for those users, no rows for anyone else.
     full = {tuple(r) for r in recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE).collect()}
     serve = spark.createDataFrame([("u99",), ("u00",), ("u00",)], f"{C.USER_ID} string")
-    run(spark, cfg, run_id="r2", serve=serve)
+    run_similarity(spark, cfg.similarity, cfg.recommend, cfg.storage, run_id="r2", serve=serve)
     subset = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
     got = {tuple(r) for r in subset.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE).collect()}
     assert got == {row for row in full if row[0] in ("u99", "u00")}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from jobs import generate_sample, ingest
 
 
@@ -14,11 +16,14 @@ def test_generate_sample_writes_the_configured_file(tmp_path):
     assert len(out.read_text().splitlines()) == 501
 
 
-def test_generate_sample_rejects_bad_spec(tmp_path):
-    code = generate_sample.main(
-        ["--set", f"sample.path={tmp_path / 'x.csv'}", "--set", "sample.n_events=-5"]
-    )
-    assert code == 2
+def test_generate_sample_rejects_bad_spec(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        generate_sample.main(
+            ["--set", f"sample.path={tmp_path / 'x.csv'}", "--set", "sample.n_events=-5"]
+        )
+    assert exit_.value.code == 2
+    assert "sample.n_events must be an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
 
 
 # The jobs build their session through the factory, which returns the running test

@@ -22,10 +22,11 @@ from pyspark.sql import functions as F
 from jobs import nightly
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.config import AppConfig, load_config
+from recsys_spark.config import AppConfig, SampleConfig, load_config
+from recsys_spark.data.sample import write_sample
 from recsys_spark.io import delta
 from recsys_spark.pipeline.lock import acquire
-from recsys_spark.sample import SampleSpec, write_sample
+from recsys_spark.pipeline.night import run_night
 
 PROJECT = Path(__file__).resolve().parents[1]
 RUN_DATE = date(2026, 2, 28)  # the sample spans 2026-01-01 .. 2026-02-28
@@ -57,7 +58,10 @@ def overrides(root: Path, source: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = SampleSpec(n_events=2_000, n_users=150, n_items=80, n_groups=4, days=59, seed=5)
+    spec = SampleConfig(
+        n_events=2_000, n_users=150, n_items=80, n_groups=4, days=59, seed=5,
+        duplicate_fraction=0.0, bad_row_fraction=0.0,
+    )  # fmt: skip
     return write_sample(spec, tmp_path_factory.mktemp("sample") / "events.csv")
 
 
@@ -79,7 +83,7 @@ def versions(spark: SparkSession, cfg: AppConfig) -> dict[str, int | None]:
 @pytest.fixture(scope="module")
 def first_night(spark: SparkSession, sample: Path, tmp_path_factory: pytest.TempPathFactory):
     cfg = config(tmp_path_factory.mktemp("night_a"), sample)
-    return cfg, nightly.run(spark, cfg, RUN_DATE)
+    return cfg, run_night(spark, cfg, RUN_DATE)
 
 
 def test_night_publishes_a_full_list_for_every_user(spark: SparkSession, first_night) -> None:
@@ -176,7 +180,7 @@ def test_kill_9_mid_publish_then_rerun_matches_an_uninterrupted_night(
     assert versions(spark, cfg)[tables.RECOMMENDATIONS_LATEST] is None
     assert versions(spark, cfg)[tables.PUBLISH_LOG] is None
 
-    rerun = nightly.run(spark, cfg, RUN_DATE)  # takes over the dead run's lock
+    rerun = run_night(spark, cfg, RUN_DATE)  # takes over the dead run's lock
     assert rerun.published is not None
     import mlflow
 

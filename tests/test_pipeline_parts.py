@@ -6,21 +6,21 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import nightly_stages
 from recsys_spark import columns as C
 from recsys_spark import tables
 from recsys_spark.config import StorageConfig, load_config
 from recsys_spark.io import delta
-from recsys_spark.pipeline import schedule
+from recsys_spark.models.hybrid import blend_ranked_lists
+from recsys_spark.pipeline import fits, schedule
 from recsys_spark.pipeline.champion import choose_champion, metric_cutoff, tune_blend_weight
 from recsys_spark.pipeline.gate import quality_gate
 from recsys_spark.pipeline.holdout import (
@@ -31,7 +31,6 @@ from recsys_spark.pipeline.holdout import (
     events_as_of,
     holdout_cut,
 )
-from recsys_spark.pipeline.hybrid import blend_ranked_lists
 from recsys_spark.pipeline.lock import LockHeldError, acquire
 from recsys_spark.pipeline.publish import last_published, publish, withdraw_unfinished
 
@@ -359,16 +358,47 @@ def test_publish_refuses_two_models(spark: SparkSession, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("champion", ["als", "hybrid", "item_jaccard", "item_llr"])
-def test_final_models_config_is_valid_for_every_champion(champion: str) -> None:
+def test_final_fit_asks_each_runner_for_the_champions_models_only(
+    champion: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # An ALS champion once asked the similarity config for a measure named "als".
     cfg = load_config(Path(__file__).resolve().parents[1] / "conf" / "local.yml", [])
-    measure = nightly_stages.champion_measure(champion, cfg.nightly.hybrid_measure)
-    night = SimpleNamespace(cfg=cfg)  # _model_config reads nothing else
-    final = nightly_stages.Night._model_config(
-        night, cfg.storage, cfg.als, depth=10, measures=(measure,) if measure else None
-    )
-    expected = {"als": None, "hybrid": cfg.nightly.hybrid_measure, "item_jaccard": "jaccard"}
-    assert measure == expected.get(champion, "llr")
-    if measure:
-        assert final.similarity.measures == (measure,)
-    assert final.similarity.top_n == final.recommend.top_n == 10
+    calls: list[tuple] = []
+
+    def similarity(spark, sim, recommend, storage, *, top_n, measures, run_id, serve):  # type: ignore[no-untyped-def]
+        calls.append(("similarity", storage.root, top_n, measures))
+
+    def als(spark, als_cfg, recommend, tracking, storage, *, top_n, serve):  # type: ignore[no-untyped-def]
+        calls.append(("als", storage.root, top_n, als_cfg.rank))
+
+    class ListsRead(Exception):
+        pass
+
+    def read_table(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ListsRead
+
+    monkeypatch.setattr(fits, "run_similarity", similarity)
+    monkeypatch.setattr(fits, "run_als", als)
+    monkeypatch.setattr(fits.delta, "read_table", read_table)
+    work = StorageConfig(root="/tmp/night")
+    tuned = replace(cfg.als, rank=7)
+    with pytest.raises(ListsRead):  # the fits are done when the lists are read back
+        fits.final_lists(None, cfg, work, champion, als=tuned, hybrid_weight=0.5, run_id="r")
+    n, depth = cfg.recommend.top_n, cfg.nightly.candidate_depth
+    expected = {
+        "als": [("als", "/tmp/night", n, 7)],
+        "hybrid": [
+            ("similarity", "/tmp/night", depth, (cfg.nightly.hybrid_measure,)),
+            ("als", "/tmp/night", depth, 7),
+        ],
+        "item_jaccard": [("similarity", "/tmp/night", n, ("jaccard",))],
+        "item_llr": [("similarity", "/tmp/night", n, ("llr",))],
+    }
+    assert calls == expected[champion]
+
+
+def test_night_measures_add_the_hybrids_once() -> None:
+    cfg = load_config(None, ["similarity.measures=[cosine,jaccard]", "nightly.hybrid_measure=llr"])
+    assert fits.night_measures(cfg) == ("cosine", "jaccard", "llr")
+    cfg = load_config(None, ["similarity.measures=[jaccard]", "nightly.hybrid_measure=jaccard"])
+    assert fits.night_measures(cfg) == ("jaccard",)

@@ -12,7 +12,11 @@ from pyspark.mllib.evaluation import RankingMetrics
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from recsys_spark.evaluation.ranking import metric_names, per_user_ranking_metrics, ranking_metrics
+from recsys_spark.evaluation.ranking_metrics import (
+    metric_names,
+    per_user_ranking_metrics,
+    ranking_metrics,
+)
 
 RECS = T.StructType(
     [

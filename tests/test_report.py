@@ -12,14 +12,14 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import evaluate as job
 from recsys_spark import tables
 from recsys_spark.config import load_config
-from recsys_spark.evaluation.ranking import ranking_metrics
+from recsys_spark.evaluation import offline
+from recsys_spark.evaluation.ranking_metrics import ranking_metrics
 from recsys_spark.evaluation.report import format_table, render_html
 from recsys_spark.ingest.schemas import INTERACTIONS
 from recsys_spark.io import delta
-from recsys_spark.recommendations import write_recommendations
+from recsys_spark.models.lists import write_recommendations
 
 
 def tiny_interactions(spark: SparkSession):
@@ -51,10 +51,12 @@ def test_evaluate_job_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
         ],
     )
     delta.overwrite(tiny_interactions(spark), cfg.storage.table(tables.INTERACTIONS))
-    job.run(spark, cfg, prepare=True)
+    offline.run_evaluation(spark, cfg.evaluation, cfg.tracking, cfg.storage, prepare=True)
     train = delta.read_table(spark, cfg.storage.table(tables.EVAL_TRAIN))
     test = delta.read_table(spark, cfg.storage.table(tables.EVAL_TEST))
-    holdout = delta.read_table(spark, job.holdout_storage(cfg.storage).table(tables.INTERACTIONS))
+    holdout = delta.read_table(
+        spark, offline.holdout_storage(cfg.storage).table(tables.INTERACTIONS)
+    )
     # The holdout lake holds no test pair.
     assert holdout.join(test, on=["user_id", "item_id"], how="left_semi").count() == 0
 
@@ -71,20 +73,20 @@ def test_evaluate_job_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
         F.lit("model").alias("source"),
         F.lit("r1").alias("run_id"),
     )
-    recs_path = job.holdout_storage(cfg.storage).table(tables.MODEL_RECOMMENDATIONS)
+    recs_path = offline.holdout_storage(cfg.storage).table(tables.MODEL_RECOMMENDATIONS)
     stranger = spark.createDataFrame(  # a list for a user without test items: not scored
         [("zz", "i00", 1, 1.0, "oracle", "model", "r1")], recs.schema
     )
     write_recommendations(recs.unionByName(stranger), recs_path, "oracle")
 
-    doc = job.run(spark, cfg, run_id="run-1")
+    doc = offline.run_evaluation(spark, cfg.evaluation, cfg.tracking, cfg.storage, run_id="run-1")
     assert list(doc["models"]) == ["most_popular", "oracle"]
     direct = ranking_metrics(recs, test, ks=(3, 5))
     for name, value in direct.items():
         assert doc["models"]["oracle"][name] == pytest.approx(value), name
     assert doc["models"]["oracle"]["recall_at_5"] > doc["models"]["most_popular"]["recall_at_5"]
     assert doc["models"]["oracle"]["recommendations"] == recs.filter("rank <= 5").count()
-    baseline = delta.read_table(spark, cfg.storage.table(job.EVAL_RECOMMENDATIONS))
+    baseline = delta.read_table(spark, cfg.storage.table(tables.EVAL_RECOMMENDATIONS))
     seen = baseline.join(train, on=["user_id", "item_id"], how="left_semi").count()
     assert seen == 0  # the baseline never recommends a training item
 

@@ -13,24 +13,30 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recsys_spark.sample import (
+from recsys_spark.config import SampleConfig
+from recsys_spark.data.sample import (
     BAD_EPOCH,
     BAD_EVENT_TYPE,
     BAD_TIMESTAMP,
     BLOCK_ROWS,
     COLUMNS,
     EVENT_TYPES,
-    SampleSpec,
     generate_chunks,
     latent_groups,
     write_sample,
 )
 
-SMALL = SampleSpec(n_events=5_000, n_users=300, n_items=200, seed=7)
-MEDIUM = SampleSpec(n_events=50_000, n_users=1_000, n_items=500, seed=11)
+
+def clean_spec(**fields: object) -> SampleConfig:
+    """A sample config without duplicates or bad rows unless asked for."""
+    return SampleConfig(**{"duplicate_fraction": 0.0, "bad_row_fraction": 0.0, **fields})
 
 
-def frame(spec: SampleSpec, chunk_size: int = 1_000_000) -> pd.DataFrame:
+SMALL = clean_spec(n_events=5_000, n_users=300, n_items=200, seed=7)
+MEDIUM = clean_spec(n_events=50_000, n_users=1_000, n_items=500, seed=11)
+
+
+def frame(spec: SampleConfig, chunk_size: int = 1_000_000) -> pd.DataFrame:
     return pd.concat(list(generate_chunks(spec, chunk_size)), ignore_index=True)
 
 
@@ -74,13 +80,13 @@ def medium() -> pd.DataFrame:
 )
 def test_spec_rejects_bad_field_naming_it(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field) as info:
-        SampleSpec(**{field: value})
+        clean_spec(**{field: value})
     assert "\n" not in str(info.value)
 
 
 def test_spec_rejects_fractions_summing_to_one() -> None:
     with pytest.raises(ValueError, match="duplicate_fraction"):
-        SampleSpec(duplicate_fraction=0.6, bad_row_fraction=0.4)
+        SampleConfig(duplicate_fraction=0.6, bad_row_fraction=0.4)
 
 
 def test_bad_chunk_size_and_format_rejected_without_creating_a_file(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from recsys_spark.split import (
+from recsys_spark.data.splits import (
     chronological_split,
     leave_last_k_out,
     random_split_per_user,

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from recsys_spark import columns as C
-from recsys_spark.topn import recommend_for_all_users, select_top_n
+from recsys_spark.models.topn import recommend_for_all_users, select_top_n
 
 
 def reference_top_n(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:

@@ -6,8 +6,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from recsys_spark import columns as C
-from recsys_spark.als import AlsParams
-from recsys_spark.tuning import Trial, candidates, trials_frame, tune_als
+from recsys_spark.config import AlsConfig
+from recsys_spark.models.als_tuning import Trial, candidates, trials_frame, tune_als
 
 RATINGS_DDL = f"{C.USER_IDX} int, {C.ITEM_IDX} int, {C.RATING} float"
 
@@ -34,7 +34,7 @@ def test_tune_als_picks_the_best_validation_ndcg(spark: SparkSession) -> None:
     # regularised to zero factors scores every item 0 and ranks by item index only.
     rows = [(u, i, 1.0) for u in range(16) for i in range(6 * (u % 2), 6 * (u % 2) + 6)]
     ratings = spark.createDataFrame(rows, RATINGS_DDL)
-    base = AlsParams(rank=2, max_iter=5, num_user_blocks=2, num_item_blocks=2)
+    base = AlsConfig(rank=2, max_iter=5, num_user_blocks=2, num_item_blocks=2)
     seen: list[Trial] = []
     result = tune_als(
         ratings, base, [(2, 1e6, 1.0), (2, 0.1, 10.0)], validation_ratio=0.34, seed=1,
@@ -44,7 +44,7 @@ def test_tune_als_picks_the_best_validation_ndcg(spark: SparkSession) -> None:
     ndcg = [t.metrics["ndcg_at_10"] for t in seen]
     assert ndcg[1] > ndcg[0]
     assert ndcg[1] == pytest.approx(1.0)  # every held-out item is in the top 10 of 12
-    assert result.best == AlsParams(
+    assert result.best == AlsConfig(
         rank=2, reg_param=0.1, alpha=10.0, max_iter=5, num_user_blocks=2, num_item_blocks=2
     )
     frame = trials_frame(spark, result, "r1").orderBy("trial").collect()
@@ -54,4 +54,4 @@ def test_tune_als_picks_the_best_validation_ndcg(spark: SparkSession) -> None:
 def test_tune_als_rejects_an_empty_grid(spark: SparkSession) -> None:
     ratings = spark.createDataFrame([(0, 0, 1.0)], RATINGS_DDL)
     with pytest.raises(ValueError, match="empty"):
-        tune_als(ratings, AlsParams(), [])
+        tune_als(ratings, AlsConfig(), [])

@@ -16,7 +16,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 
 from recsys_spark import columns as C
-from recsys_spark.evaluation.frames import run_passes, tagged_rows
+from recsys_spark.evaluation._kernels.frames import run_passes, tagged_rows
 
 USER_BUCKET = "activity_bucket"
 ITEM_BUCKET = "popularity_bucket"

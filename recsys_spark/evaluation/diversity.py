@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.evaluation.frames import PassResult, run_passes, tagged_rows
+from recsys_spark.evaluation._kernels.frames import PassResult, run_passes, tagged_rows
 
 
 def sample_users(users: DataFrame, max_users: int | None, *, seed: int, user_col: str) -> DataFrame:

@@ -8,10 +8,6 @@ from datetime import date
 from recsys_spark.io.files import SourceFile
 
 
-class ReconciliationError(RuntimeError):
-    """The batch's row counts do not add up: rows were lost or invented somewhere."""
-
-
 @dataclass(frozen=True)
 class FileOutcome:
     """What happened to one raw file in a batch."""

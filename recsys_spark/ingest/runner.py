@@ -17,9 +17,10 @@ from pyspark.sql import functions as F
 from recsys_spark import columns as C
 from recsys_spark import tables
 from recsys_spark.config import IngestConfig, StorageConfig
+from recsys_spark.errors import NoReadableFileError, ReconciliationError
 from recsys_spark.ingest import schemas
 from recsys_spark.ingest.read import read_validated
-from recsys_spark.ingest.report import IngestReport, ReconciliationError
+from recsys_spark.ingest.report import IngestReport
 from recsys_spark.ingest.write import write_batch
 from recsys_spark.io import delta
 from recsys_spark.io.files import SourceFile, list_source_files
@@ -34,11 +35,14 @@ def run_ingest(
     storage: StorageConfig,
     *,
     full_refresh: bool = False,
+    require_readable: bool = False,
     now: datetime | None = None,
 ) -> IngestReport:
     """Ingest the files of `cfg.source` not ingested yet (all of them with `full_refresh`).
 
-    Raises ReconciliationError, after recording the batch, when its counts do not add up.
+    Raises ReconciliationError, after recording the batch, when its counts do not add up;
+    with `require_readable` (the ingest job), NoReadableFileError when new files were
+    found and none of them could be read.
     """
     now = now or datetime.now(UTC).replace(microsecond=0)
     with stage(log, "list source files"):
@@ -71,6 +75,15 @@ def run_ingest(
         raise ReconciliationError(
             f"batch {batch_id} does not reconcile: {report.summary()}; {'; '.join(report.problems)}"
         )
+    if report.files_failed:
+        log.warning(
+            "%d unreadable files recorded in ingest_log and quarantine", report.files_failed
+        )
+    if require_readable and report.files_failed == len(report.files):
+        raise NoReadableFileError(
+            "no new file could be read: check ingest.format and the files' contents"
+        )
+    log.info("tables under %s", storage.root)
     return report
 
 

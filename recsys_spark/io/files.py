@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys_spark import columns as C
+from recsys_spark.errors import SourceError
 
 FORMATS = ("csv", "json", "parquet")
 
@@ -28,15 +29,6 @@ class SourceFile:
     path: str
     size_bytes: int
     modified_at: datetime
-
-
-class SourceError(ValueError):
-    """The configured source cannot be used: its path does not exist (the job exits 2).
-
-    A file's own problems (no mapped columns, an unknown format) raise it too, inside the
-    read of that file, which records it as the file's failure. An empty folder is no
-    error: there is nothing new.
-    """
 
 
 def list_source_files(spark: SparkSession, source: str) -> list[SourceFile]:

@@ -1,4 +1,6 @@
-"""The nightly pipeline's building blocks: holdout, hybrid blend, gate, publishing, lock.
+"""The nightly pipeline: one run date's stages, gate, publishing, lineage and lock.
 
-`jobs/nightly.py` runs them in order; each module is usable (and tested) on its own.
+`run_night` (pipeline.night) runs the stages of `Night` (pipeline.stages) in order;
+`jobs/nightly.py` is its entry point. The building blocks (holdout, champion, gate,
+publish, lock, schedule) are usable and tested on their own.
 """

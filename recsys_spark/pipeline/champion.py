@@ -9,9 +9,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.evaluation.ranking import ranking_metrics
+from recsys_spark.evaluation.ranking_metrics import ranking_metrics
 from recsys_spark.logs import get_logger
-from recsys_spark.pipeline.hybrid import blend_ranked_lists
+from recsys_spark.models.hybrid import blend_ranked_lists
 
 log = get_logger(__name__)
 

@@ -15,7 +15,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.affinity import user_item_affinity
+from recsys_spark.errors import HoldoutError
+from recsys_spark.models.affinity import user_item_affinity
 
 ROLE = "role"
 VALIDATION = "validation"
@@ -74,10 +75,6 @@ def chronological_holdout(
         .withColumn(ROLE, role)
     )
     return train_events, held_out
-
-
-class HoldoutError(RuntimeError):
-    """The holdout has nothing to train or score on; the message says which setting to change."""
 
 
 def holdout_counts(

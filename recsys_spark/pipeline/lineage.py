@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_spark.config import AppConfig
-from recsys_spark.tracking import metric_key
+from recsys_spark.tracking import metric_key, use_experiment
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -91,10 +91,7 @@ class NightTracker:
         """Open the parent run (when tracking is on) with `tags` and the config."""
         if not self.cfg.tracking.enabled:
             return
-        import mlflow  # noqa: PLC0415 - only when tracking is on
-
-        mlflow.set_tracking_uri(self.cfg.tracking.uri)
-        mlflow.set_experiment(self.cfg.tracking.experiment)
+        mlflow = use_experiment(self.cfg.tracking)
         self.mlflow = mlflow
         tags = {**tags, "storage_root": self.cfg.storage.root_uri}
         self._close_dead_runs(tags)

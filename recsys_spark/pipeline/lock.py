@@ -22,14 +22,11 @@ from urllib.parse import unquote, urlparse
 from pyspark.sql import SparkSession
 
 from recsys_spark.config import StorageConfig
+from recsys_spark.errors import LockHeldError
 from recsys_spark.logs import get_logger
 
 log = get_logger(__name__)
 LOCK_FILE = "_locks/nightly.lock"
-
-
-class LockHeldError(RuntimeError):
-    """Another nightly holds the lock of this storage root."""
 
 
 @dataclass

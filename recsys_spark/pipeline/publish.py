@@ -26,7 +26,7 @@ from recsys_spark import tables
 from recsys_spark.config import StorageConfig
 from recsys_spark.faults import failpoint
 from recsys_spark.io import delta
-from recsys_spark.recommendations import SCHEMA as RECOMMENDATIONS_SCHEMA
+from recsys_spark.models.lists import SCHEMA as RECOMMENDATIONS_SCHEMA
 
 RUN_DATE = "run_date"
 PUBLISHED_SCHEMA = T.StructType(

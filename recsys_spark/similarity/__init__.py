@@ -8,7 +8,7 @@ counts), `ranking` (top-K per group in numpy).
 from recsys_spark.similarity.caps import cap_interactions
 from recsys_spark.similarity.cooccurrence import item_similarity
 from recsys_spark.similarity.measures import MEASURES, log_likelihood_ratio, similarity_scores
-from recsys_spark.similarity.ranking import top_k_per_group
+from recsys_spark.similarity.top_k import top_k_per_group
 
 __all__ = [
     "MEASURES",

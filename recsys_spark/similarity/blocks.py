@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from recsys_spark import columns as C
 from recsys_spark.arrays import distinct
 from recsys_spark.similarity.measures import similarity_scores
-from recsys_spark.similarity.ranking import top_k_per_group
+from recsys_spark.similarity.top_k import top_k_per_group
 
 BLOCK = "_block"
 # Pair incidences (sum over users of n_u per item row) one product handles at once:

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from recsys_spark.evaluation import cosine, item_stats, pairs
-from recsys_spark.evaluation import user_pass as up
+from recsys_spark.evaluation._kernels import cosine, item_stats, pairs
+from recsys_spark.evaluation._kernels import user_pass as up
 
 ROW, BUCKET = "_row", "_bucket"
 # The binary column of `USERS` and `ITEMS` rows: a partition's whole table, so Spark

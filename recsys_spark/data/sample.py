@@ -42,12 +42,12 @@ step that would fall past its block's slice is moved back to the slice's last mi
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +57,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from recsys_spark.config import SampleConfig
+from recsys_spark.config.sections_data import SAMPLE_FILE_FORMATS
+from recsys_spark.logs import get_logger
+
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
 COLUMNS: tuple[str, ...] = ("user_id", "item_id", "event_type", "timestamp", "value")
-TIMESTAMP_FORMATS: tuple[str, ...] = ("iso", "epoch_s", "epoch_ms")
-FILE_FORMATS: tuple[str, ...] = ("csv", "json", "parquet")
 BAD_TIMESTAMP = "not-a-time"
 BAD_EPOCH = -1
 BAD_EVENT_TYPE = "unknown_event"
@@ -71,67 +73,7 @@ _GAP_MEAN_MS = (30_000.0, 120_000.0, 600_000.0)  # mean delay before each next s
 _GROUP_AFFINITY = 0.8
 _ACTIVITY_SIGMA = 1.4
 _DAY_MS = 86_400_000
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """What to generate. Every field is validated on construction.
-
-    Parameters
-    ----------
-    n_events, n_users, n_items, n_groups : int
-        Number of rows, users, items and latent taste groups (``n_groups <= n_items``).
-    start_date : str
-        First day (ISO date, UTC, not before 1970-01-01).
-    days : int
-        Length of the time range in days.
-    seed : int
-        Non-negative seed. The same spec always gives the same rows.
-    popularity_exponent : float
-        Zipf exponent of item popularity (``>= 0``, where 0 means uniform).
-    duplicate_fraction, bad_row_fraction : float
-        Expected share of exact duplicates and of bad rows, each in ``[0, 1)``.
-    timestamp_format : str
-        One of ``"iso"``, ``"epoch_s"``, ``"epoch_ms"``.
-    """
-
-    n_events: int = 20_000
-    n_users: int = 1_000
-    n_items: int = 500
-    n_groups: int = 8
-    start_date: str = "2026-01-01"
-    days: int = 120
-    seed: int = 42
-    popularity_exponent: float = 1.1
-    duplicate_fraction: float = 0.0
-    bad_row_fraction: float = 0.0
-    timestamp_format: str = "iso"
-
-    def __post_init__(self) -> None:
-        for name in ("n_events", "n_users", "n_items", "n_groups", "days", "seed"):
-            v, least = getattr(self, name), 0 if name == "seed" else 1
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
-        if self.n_groups > self.n_items:
-            raise ValueError(f"n_groups must be <= n_items ({self.n_items}), got {self.n_groups}")
-        for name in ("duplicate_fraction", "bad_row_fraction"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
-                raise ValueError(f"{name} must be a number in [0, 1), got {v!r}")
-        if self.duplicate_fraction + self.bad_row_fraction >= 1.0:
-            raise ValueError("duplicate_fraction + bad_row_fraction must be < 1")
-        e = self.popularity_exponent
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e < math.inf:
-            raise ValueError(f"popularity_exponent must be a finite number >= 0, got {e!r}")
-        if self.timestamp_format not in TIMESTAMP_FORMATS:
-            fmt = self.timestamp_format
-            raise ValueError(f"timestamp_format must be one of {TIMESTAMP_FORMATS}, got {fmt!r}")
-        try:
-            ok = date.fromisoformat(self.start_date) >= date(1970, 1, 1)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"start_date must be an ISO date >= 1970-01-01: {self.start_date!r}")
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -165,7 +107,7 @@ def _names(prefix: str, n: int, extra: tuple[str, ...] = ()) -> np.ndarray:
     return np.array([f"{prefix}{i:0{width}d}" for i in range(n)] + list(extra), dtype=object)
 
 
-def _build_world(spec: SampleSpec) -> _World:
+def _build_world(spec: SampleConfig) -> _World:
     rng = _rng(spec.seed, 0)
     rank = rng.permutation(spec.n_items)
     pop = (rank + 1.0) ** -spec.popularity_exponent
@@ -196,12 +138,12 @@ def _build_world(spec: SampleSpec) -> _World:
     )
 
 
-def latent_groups(spec: SampleSpec) -> tuple[np.ndarray, np.ndarray]:
+def latent_groups(spec: SampleConfig) -> tuple[np.ndarray, np.ndarray]:
     """Return the true taste groups, for evaluating models.
 
     Parameters
     ----------
-    spec : SampleSpec
+    spec : SampleConfig
         The spec whose world to build.
 
     Returns
@@ -243,7 +185,7 @@ def _episodes(
     }
 
 
-def _block(spec: SampleSpec, world: _World, b: int) -> dict[str, np.ndarray]:
+def _block(spec: SampleConfig, world: _World, b: int) -> dict[str, np.ndarray]:
     """Rows of block ``b`` as raw arrays, sorted by time, faults applied."""
     first, last = b * BLOCK_ROWS, min((b + 1) * BLOCK_ROWS, spec.n_events)
     total = spec.days * _DAY_MS
@@ -268,7 +210,7 @@ def _block(spec: SampleSpec, world: _World, b: int) -> dict[str, np.ndarray]:
     return cols
 
 
-def _inject_faults(spec: SampleSpec, b: int, cols: dict[str, np.ndarray]) -> None:
+def _inject_faults(spec: SampleConfig, b: int, cols: dict[str, np.ndarray]) -> None:
     """Corrupt ~bad_row_fraction rows, then overwrite ~duplicate_fraction rows with copies."""
     rng = _rng(spec.seed, 2, b)
     n = len(cols["ts"])
@@ -286,7 +228,7 @@ def _inject_faults(spec: SampleSpec, b: int, cols: dict[str, np.ndarray]) -> Non
         cols[k] = cols[k][src]
 
 
-def _frame(spec: SampleSpec, world: _World, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+def _frame(spec: SampleConfig, world: _World, cols: dict[str, np.ndarray]) -> pd.DataFrame:
     ts = cols["ts"]
     if spec.timestamp_format == "iso":
         seconds = ts.astype("datetime64[ms]").astype("datetime64[s]")
@@ -307,12 +249,12 @@ def _frame(spec: SampleSpec, world: _World, cols: dict[str, np.ndarray]) -> pd.D
     )
 
 
-def generate_chunks(spec: SampleSpec, chunk_size: int = 1_000_000) -> Iterator[pd.DataFrame]:
+def generate_chunks(spec: SampleConfig, chunk_size: int = 1_000_000) -> Iterator[pd.DataFrame]:
     """Generate the log as DataFrames of ``chunk_size`` rows (the last may be shorter).
 
     Parameters
     ----------
-    spec : SampleSpec
+    spec : SampleConfig
         What to generate.
     chunk_size : int
         Rows per yielded frame. It does not change the rows themselves.
@@ -330,7 +272,7 @@ def generate_chunks(spec: SampleSpec, chunk_size: int = 1_000_000) -> Iterator[p
     return _chunks(spec, chunk_size)
 
 
-def _chunks(spec: SampleSpec, chunk_size: int) -> Iterator[pd.DataFrame]:
+def _chunks(spec: SampleConfig, chunk_size: int) -> Iterator[pd.DataFrame]:
     world = _build_world(spec)
     n_blocks = -(-spec.n_events // BLOCK_ROWS)
     pending: list[dict[str, np.ndarray]] = []
@@ -347,7 +289,7 @@ def _chunks(spec: SampleSpec, chunk_size: int) -> Iterator[pd.DataFrame]:
             pending, have = [{k: v[take:] for k, v in cols.items()}], have - take
 
 
-def _arrow(spec: SampleSpec, df: pd.DataFrame, stamp_as_text: bool) -> pa.Table:
+def _arrow(spec: SampleConfig, df: pd.DataFrame, stamp_as_text: bool) -> pa.Table:
     """Convert a chunk to Arrow; with ``stamp_as_text`` epoch stamps become strings."""
     ts_type = pa.string() if spec.timestamp_format == "iso" else pa.int64()
     fields = [(c, pa.string()) for c in COLUMNS[:3]]
@@ -360,7 +302,7 @@ def _arrow(spec: SampleSpec, df: pd.DataFrame, stamp_as_text: bool) -> pa.Table:
     return table
 
 
-def _write_csv(spec: SampleSpec, chunks: Iterator[pd.DataFrame], tmp: str) -> None:
+def _write_csv(spec: SampleConfig, chunks: Iterator[pd.DataFrame], tmp: str) -> None:
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     with open(tmp, "wb") as f:
         f.write((",".join(COLUMNS) + "\n").encode())
@@ -368,7 +310,7 @@ def _write_csv(spec: SampleSpec, chunks: Iterator[pd.DataFrame], tmp: str) -> No
             pacsv.write_csv(_arrow(spec, df, stamp_as_text=True), f, write_options=options)
 
 
-def _write_json(spec: SampleSpec, chunks: Iterator[pd.DataFrame], tmp: str) -> None:
+def _write_json(spec: SampleConfig, chunks: Iterator[pd.DataFrame], tmp: str) -> None:
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         for df in chunks:
             if spec.timestamp_format != "iso" and spec.bad_row_fraction:
@@ -378,7 +320,7 @@ def _write_json(spec: SampleSpec, chunks: Iterator[pd.DataFrame], tmp: str) -> N
             f.write(text if text.endswith("\n") else text + "\n")
 
 
-def _write_parquet(spec: SampleSpec, chunks: Iterator[pd.DataFrame], tmp: str) -> None:
+def _write_parquet(spec: SampleConfig, chunks: Iterator[pd.DataFrame], tmp: str) -> None:
     writer: pq.ParquetWriter | None = None
     try:
         for df in chunks:
@@ -390,7 +332,7 @@ def _write_parquet(spec: SampleSpec, chunks: Iterator[pd.DataFrame], tmp: str) -
             writer.close()
 
 
-_WRITERS: dict[str, Callable[[SampleSpec, Iterator[pd.DataFrame], str], None]] = {
+_WRITERS: dict[str, Callable[[SampleConfig, Iterator[pd.DataFrame], str], None]] = {
     "csv": _write_csv,
     "json": _write_json,
     "parquet": _write_parquet,
@@ -398,19 +340,23 @@ _WRITERS: dict[str, Callable[[SampleSpec, Iterator[pd.DataFrame], str], None]] =
 
 
 def write_sample(
-    spec: SampleSpec, path: str | Path, fmt: str = "csv", chunk_size: int = 1_000_000
+    spec: SampleConfig,
+    path: str | Path | None = None,
+    fmt: str | None = None,
+    chunk_size: int = 1_000_000,
 ) -> Path:
     """Write the log to one file, chunk by chunk, replacing ``path`` atomically.
 
     Parameters
     ----------
-    spec : SampleSpec
+    spec : SampleConfig
         What to generate.
-    path : str or pathlib.Path
-        Target file. Parent folders are created. The data goes to a temporary file in
-        the same folder, which then replaces ``path`` via :func:`os.replace`.
-    fmt : str
-        ``"csv"`` (with a header), ``"json"`` (JSON lines) or ``"parquet"``.
+    path : str or pathlib.Path, optional
+        Target file (default ``spec.path``). Parent folders are created. The data goes to
+        a temporary file in the same folder, which then replaces ``path`` (:func:`os.replace`).
+    fmt : str, optional
+        Default ``spec.format``: ``"csv"`` (with a header), ``"json"`` (JSON lines) or
+        ``"parquet"``.
     chunk_size : int
         Rows generated and written at a time (this bounds memory).
 
@@ -419,10 +365,11 @@ def write_sample(
     pathlib.Path
         ``path``.
     """
+    fmt = spec.format if fmt is None else fmt
     if fmt not in _WRITERS:
-        raise ValueError(f"fmt must be one of {FILE_FORMATS}, got {fmt!r}")
+        raise ValueError(f"fmt must be one of {SAMPLE_FILE_FORMATS}, got {fmt!r}")
     chunks = generate_chunks(spec, chunk_size)  # validates chunk_size before any file is made
-    path = Path(path)
+    path = Path(spec.path if path is None else path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -433,4 +380,19 @@ def write_sample(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def generate_sample(spec: SampleConfig) -> Path:
+    """Generate the log `spec` describes into `spec.path` (as `spec.format`); no Spark needed."""
+    start = time.perf_counter()
+    path = write_sample(spec)
+    log.info(
+        "wrote %d events (%d users, %d items) to %s in %.1f s",
+        spec.n_events,
+        spec.n_users,
+        spec.n_items,
+        path,
+        time.perf_counter() - start,
+    )
     return path

@@ -1,4 +1,4 @@
-"""The stages of one night, one method each, in the order `jobs/nightly.py` runs them.
+"""The stages of one night, one method each, in the order `run_night` runs them.
 
 `Night` keeps what a stage hands to the next (the champion, the blend weight, the gate's
 decision, table versions), so a notebook can run and inspect the stages one at a time:
@@ -22,19 +22,18 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import evaluate as evaluate_job
-from jobs import ingest as ingest_job
-from jobs import similarity as similarity_job
-from jobs import train_als as train_als_job
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.affinity import user_item_affinity
 from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
-from recsys_spark.evaluation.evaluate import BASELINE_MODEL, most_popular_lists
-from recsys_spark.fallback import recommend_with_fallback
+from recsys_spark.errors import MissingInputError
+from recsys_spark.evaluation.model_eval import evaluate_lists, most_popular_lists
+from recsys_spark.evaluation.offline import report_folder, write_report
 from recsys_spark.faults import failpoint
+from recsys_spark.ingest.runner import run_ingest
 from recsys_spark.io import delta
 from recsys_spark.logs import get_logger
+from recsys_spark.models.affinity import user_item_affinity
+from recsys_spark.models.hybrid import blend_ranked_lists
 from recsys_spark.pipeline import schedule
 from recsys_spark.pipeline.champion import (
     choose_champion,
@@ -42,6 +41,7 @@ from recsys_spark.pipeline.champion import (
     tune_blend_weight,
     validation_score,
 )
+from recsys_spark.pipeline.fits import final_lists, fit_als_lists, fit_item_lists, night_measures
 from recsys_spark.pipeline.gate import GateDecision, quality_gate
 from recsys_spark.pipeline.holdout import (
     ROLE,
@@ -53,7 +53,6 @@ from recsys_spark.pipeline.holdout import (
     holdout_counts,
     holdout_cut,
 )
-from recsys_spark.pipeline.hybrid import blend_ranked_lists
 from recsys_spark.pipeline.lineage import NightTracker
 from recsys_spark.pipeline.publish import (
     Publication,
@@ -61,13 +60,9 @@ from recsys_spark.pipeline.publish import (
     publish,
     withdraw_unfinished,
 )
-from recsys_spark.popularity import popular_items
 
-log = get_logger("jobs.nightly")
-ALS, HYBRID = train_als_job.MODEL_NAME, "hybrid"
-HOLDOUT_PAIRS = "holdout_pairs"
-HOLDOUT_HYBRID = "holdout_hybrid"
-FINAL_RECOMMENDATIONS = "final_recommendations"
+log = get_logger(__name__)
+ALS, HYBRID = tables.ALS, tables.HYBRID
 STAGES = (
     "ingest",
     "snapshot",
@@ -80,29 +75,14 @@ STAGES = (
 )
 
 
-def item_model(measure: str) -> str:
-    """The model name of an item-based measure (`item_<measure>`)."""
-    return similarity_job.model_name(measure)
-
-
-def champion_measure(champion: str, hybrid_measure: str) -> str | None:
-    """The similarity measure the champion's final lists need; None for ALS alone."""
-    if champion == HYBRID:
-        return hybrid_measure
-    if champion == ALS:
-        return None
-    return champion.removeprefix("item_")
-
-
-def report_config(cfg: AppConfig, run_date: date) -> AppConfig:
-    """`cfg` whose evaluation report folder is the night's: `<nightly.report_dir>/<date>`."""
-    folder = f"{cfg.nightly.report_dir}/{run_date}"
-    return replace(cfg, evaluation=replace(cfg.evaluation, report_dir=folder))
+def night_report_folder(cfg: AppConfig, run_date: date) -> Path:
+    """The night's report folder: `<root>/<nightly.report_dir>/<date>` (see report_folder)."""
+    return report_folder(cfg.storage, f"{cfg.nightly.report_dir}/{run_date}")
 
 
 def report_files(cfg: AppConfig, run_date: date) -> dict[str, Path]:
-    """The night's metrics.json and report.html (see jobs/evaluate.py's report_dir)."""
-    folder = evaluate_job.report_dir(report_config(cfg, run_date))
+    """The night's metrics.json and report.html."""
+    folder = night_report_folder(cfg, run_date)
     return {"metrics_json": folder / "metrics.json", "html": folder / "report.html"}
 
 
@@ -122,7 +102,7 @@ class Night:
         self.storage = StorageConfig(
             root=cfg.storage.table(f"{tables.NIGHTLY}/run_date={run_date}")
         )
-        self.holdout = StorageConfig(root=self.storage.table("holdout"))
+        self.holdout = StorageConfig(root=self.storage.table(tables.HOLDOUT))
         self.cut = holdout_cut(run_date, cfg.nightly.holdout_days)
         self.versions: dict[str, int] = {}
         self.als: AlsConfig = cfg.als
@@ -136,9 +116,9 @@ class Night:
     # ------------------------------------------------------------------ stages
 
     def ingest(self) -> None:
-        """New raw files into `interactions` (jobs/ingest.py; files seen before are skipped)."""
+        """New raw files into `interactions` (run_ingest; files seen before are skipped)."""
         with self.tracker.stage("ingest") as m:
-            report = ingest_job.run(self.spark, self.cfg)
+            report = run_ingest(self.spark, self.cfg.ingest, self.cfg.storage)
             m.update(
                 rows_read=report.rows_read,
                 rows_inserted=report.rows_inserted,
@@ -152,7 +132,7 @@ class Night:
             source = self.cfg.storage.table(tables.INTERACTIONS)
             version = delta.table_version(self.spark, source)
             if version is None:
-                raise train_als_job.MissingInputError(f"no interactions table at {source}")
+                raise MissingInputError(f"no interactions table at {source}")
             self.versions[f"input.{tables.INTERACTIONS}"] = version
             raw = delta.read_table(self.spark, source, version=version)
             self._write(events_as_of(raw, self.run_date), self.storage.table(tables.INTERACTIONS))
@@ -163,12 +143,12 @@ class Night:
                 seed=self.cfg.evaluation.seed,
             )
             self._write(train, self.holdout.table(tables.INTERACTIONS))
-            self._write(held, self.storage.table(HOLDOUT_PAIRS))
+            self._write(held, self.storage.table(tables.HOLDOUT_PAIRS))
             m.update(
                 holdout_counts(
                     self._read(self.storage.table(tables.INTERACTIONS)),
                     self._read(self.holdout.table(tables.INTERACTIONS)),
-                    self._read(self.storage.table(HOLDOUT_PAIRS)),
+                    self._read(self.storage.table(tables.HOLDOUT_PAIRS)),
                 )
             )
             check_holdout(m, self.run_date, self.cut)
@@ -193,12 +173,17 @@ class Night:
                 als.alpha,
                 origin,
             )
-            cfg = self._model_config(self.holdout, als, depth=self.cfg.nightly.candidate_depth)
+            depth = self.cfg.nightly.candidate_depth
             # Lists only for the users that validation and test score: the others' lists
             # would never be read.
-            held_users = self._read(self.storage.table(HOLDOUT_PAIRS)).select(C.USER_ID).distinct()
-            similarity_job.run(self.spark, cfg, run_id=self.run_id, serve=held_users)
-            als_run = train_als_job.run(self.spark, cfg, serve=held_users)
+            held = self._read(self.storage.table(tables.HOLDOUT_PAIRS))
+            held_users = held.select(C.USER_ID).distinct()
+            fit_item_lists(
+                self.spark, self.cfg, self.holdout, depth, run_id=self.run_id, serve=held_users
+            )
+            als_run = fit_als_lists(
+                self.spark, self.cfg, self.holdout, als, depth, serve=held_users
+            )
             fitted = als_run.params
             if tuned:
                 best = schedule.BestParams(
@@ -236,7 +221,7 @@ class Night:
         validation = self._held(VALIDATION)
         with self.tracker.stage("candidates") as m:
             lists = self.holdout_lists()
-            als, items = lists[ALS], lists[item_model(nc.hybrid_measure)]
+            als, items = lists[ALS], lists[tables.item_model(nc.hybrid_measure)]
             self.hybrid_weight, by_weight = tune_blend_weight(
                 als,
                 items,
@@ -253,8 +238,8 @@ class Night:
                 depth=nc.candidate_depth,
                 n=self._eval_depth(),
             )
-            self._write(hybrid, self.storage.table(HOLDOUT_HYBRID))
-            lists[HYBRID] = self._read(self.storage.table(HOLDOUT_HYBRID))
+            self._write(hybrid, self.storage.table(tables.HOLDOUT_HYBRID))
+            lists[HYBRID] = self._read(self.storage.table(tables.HOLDOUT_HYBRID))
             self.scores = {
                 model: validation_score(rows, validation, metric=nc.gate_metric, k=k)
                 for model, rows in lists.items()
@@ -278,18 +263,19 @@ class Night:
             train = user_item_affinity(self._read(self.holdout.table(tables.INTERACTIONS))).cache()
             test = self._held(TEST).cache()
             users = test.select(C.USER_ID).distinct()
-            lists = {BASELINE_MODEL: most_popular_lists(train, users, n=depth)}
+            lists = {tables.MOST_POPULAR: most_popular_lists(train, users, n=depth)}
             lists.update(
                 {  # the test users' lists: coverage and diversity over the same users
                     name: rows.filter(F.col(C.RANK) <= depth).join(users, C.USER_ID, "left_semi")
                     for name, rows in self.holdout_lists(with_hybrid=True).items()
                 }
             )
-            self.doc = evaluate_job.evaluate_lists(
+            self.doc = evaluate_lists(
                 lists,
                 train,
                 test,
-                replace(evaluate_job.evaluation_params(ev), ks=self._eval_ks()),
+                ev,
+                ks=self._eval_ks(),
                 run_id=self.run_id,
                 split={
                     "kind": "chronological",
@@ -300,7 +286,7 @@ class Night:
                 },
                 table_paths={
                     "holdout_train": self.holdout.table(tables.INTERACTIONS),
-                    "holdout_pairs": self.storage.table(HOLDOUT_PAIRS),
+                    "holdout_pairs": self.storage.table(tables.HOLDOUT_PAIRS),
                 },
             )
             self.doc["validation"] = {
@@ -309,7 +295,7 @@ class Night:
                 "champion": self.champion,
                 "hybrid_weight": self.hybrid_weight,
             }
-            evaluate_job.finish_report(self.doc, report_config(self.cfg, self.run_date))
+            write_report(self.doc, night_report_folder(self.cfg, self.run_date), self.cfg.tracking)
             train.unpersist()
             test.unpersist()
             metric = self.cfg.nightly.gate_metric
@@ -343,8 +329,19 @@ class Night:
     def final_models(self) -> None:
         """The champion refitted on the whole snapshot; every user gets `recommend.top_n` items."""
         with self.tracker.stage("final_models") as m:
-            self._write(self._final_lists(), self.storage.table(FINAL_RECOMMENDATIONS))
-            m.update(rows=float(self._read(self.storage.table(FINAL_RECOMMENDATIONS)).count()))
+            lists = final_lists(
+                self.spark,
+                self.cfg,
+                self.storage,
+                self.champion,
+                als=self.als,
+                hybrid_weight=self.hybrid_weight,
+                run_id=self.run_id,
+            )
+            self._write(lists, self.storage.table(tables.FINAL_RECOMMENDATIONS))
+            m.update(
+                rows=float(self._read(self.storage.table(tables.FINAL_RECOMMENDATIONS)).count())
+            )
         failpoint("nightly.before_publish")
 
     def withdraw_unfinished(self) -> None:
@@ -363,7 +360,7 @@ class Night:
         with self.tracker.stage("publish") as m:
             self.published = publish(
                 self.spark,
-                self._read(self.storage.table(FINAL_RECOMMENDATIONS)),
+                self._read(self.storage.table(tables.FINAL_RECOMMENDATIONS)),
                 self.cfg.storage,
                 run_date=self.run_date,
                 run_id=self.run_id,
@@ -379,79 +376,23 @@ class Night:
     def holdout_lists(self, *, with_hybrid: bool = False) -> dict[str, DataFrame]:
         """Each model's lists fitted on the holdout's training side."""
         rows = self._read(self.holdout.table(tables.MODEL_RECOMMENDATIONS))
-        measures = dict.fromkeys((*self.cfg.similarity.measures, self.cfg.nightly.hybrid_measure))
-        lists = {m: rows.filter(F.col(C.MODEL) == m) for m in [ALS, *map(item_model, measures)]}
+        models = [ALS, *map(tables.item_model, night_measures(self.cfg))]
+        lists = {m: rows.filter(F.col(C.MODEL) == m) for m in models}
         if with_hybrid:
-            lists[HYBRID] = self._read(self.storage.table(HOLDOUT_HYBRID))
+            lists[HYBRID] = self._read(self.storage.table(tables.HOLDOUT_HYBRID))
         return lists
 
     def working_versions(self) -> dict[str, int]:
         """The Delta versions of this night's input and output tables (for lineage)."""
         out = dict(self.versions)
-        for name in (tables.INTERACTIONS, HOLDOUT_PAIRS, FINAL_RECOMMENDATIONS):
+        for name in (tables.INTERACTIONS, tables.HOLDOUT_PAIRS, tables.FINAL_RECOMMENDATIONS):
             version = delta.table_version(self.spark, self.storage.table(name))
             if version is not None:
                 out[f"night.{name}"] = version
         return out
 
-    def _final_lists(self) -> DataFrame:
-        nc, n, champion = self.cfg.nightly, self.cfg.recommend.top_n, self.champion
-        measure = champion_measure(champion, nc.hybrid_measure)
-        depth = nc.candidate_depth if champion == HYBRID else n
-        measures = (measure,) if measure else None
-        cfg = self._model_config(self.storage, self.als, depth=depth, measures=measures)
-        if champion != ALS:
-            similarity_job.run(self.spark, cfg, run_id=self.run_id)
-        if champion in (ALS, HYBRID):
-            train_als_job.run(self.spark, cfg)
-        rows = self._read(self.storage.table(tables.MODEL_RECOMMENDATIONS))
-        if champion == HYBRID:
-            lists = blend_ranked_lists(
-                rows.filter(F.col(C.MODEL) == ALS),
-                rows.filter(F.col(C.MODEL) == item_model(measure)),
-                weight=self.hybrid_weight,
-                depth=depth,
-                n=n,
-            )
-        else:
-            lists = rows.filter((F.col(C.MODEL) == champion) & (F.col(C.RANK) <= n))
-        events = self._read(self.storage.table(tables.INTERACTIONS))
-        affinity = user_item_affinity(events)
-        popular = popular_items(affinity, window_days=self.cfg.recommend.popularity_window_days)
-        complete = recommend_with_fallback(
-            lists.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, C.SOURCE),
-            events.select(C.USER_ID),
-            affinity.select(C.USER_ID, C.ITEM_ID),
-            popular,
-            n=n,
-        )
-        return complete.select(
-            "*", F.lit(champion).alias(C.MODEL), F.lit(self.run_id).alias(C.RUN_ID)
-        )
-
-    def _model_config(
-        self,
-        storage: StorageConfig,
-        als: AlsConfig,
-        *,
-        depth: int,
-        measures: tuple[str, ...] | None = None,
-    ) -> AppConfig:
-        """The config pointed at a working root, with every model's lists `depth` deep."""
-        cfg = self.cfg
-        wanted = measures or tuple(
-            dict.fromkeys((*cfg.similarity.measures, cfg.nightly.hybrid_measure))
-        )
-        return replace(
-            cfg,
-            storage=storage,
-            als=als,
-            recommend=replace(cfg.recommend, top_n=depth),
-            similarity=replace(cfg.similarity, top_n=depth, measures=wanted),
-        )
-
     def _held(self, role: str) -> DataFrame:
-        return self._read(self.storage.table(HOLDOUT_PAIRS)).filter(F.col(ROLE) == role)
+        return self._read(self.storage.table(tables.HOLDOUT_PAIRS)).filter(F.col(ROLE) == role)
 
     def _eval_ks(self) -> tuple[int, ...]:
         """The report's cut-offs: `evaluation.ks`, and the gate metric's, read from it."""

@@ -17,7 +17,7 @@ The matrix is catalogue-sized (items x K) whatever the number of users: it is br
 once, and each partition of users multiplies its sparse affinity block by it in scipy (a
 sparse product in C instead of a join that would emit one row per user x history item x
 neighbour). `item_based_lists` completes short or missing lists from the popularity
-ranking (recsys_spark.fallback), so every user gets N items.
+ranking (recsys_spark.models.fallback), so every user gets N items.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark.arrays import distinct
-from recsys_spark.fallback import recommend_with_fallback
-from recsys_spark.similarity.ranking import top_k_per_group
+from recsys_spark.models.fallback import recommend_with_fallback
+from recsys_spark.similarity.top_k import top_k_per_group
 
 USERS_PER_CHUNK = 4_096
 NEIGHBOURHOODS = ("candidate", "history")
@@ -135,14 +135,14 @@ def item_based_lists(
 
     Users whose history yields fewer than `top_n` positive scores (no neighbours, a
     tiny history, or no history at all) get the most popular items they have not seen
-    after their item-based ones, as the ALS lists do (recsys_spark.fallback).
+    after their item-based ones, as the ALS lists do (recsys_spark.models.fallback).
 
     Parameters
     ----------
     affinity, similarity, measure, top_n, neighbourhood, num_partitions
         As in :func:`recommend_item_based`.
     popular
-        Output of :func:`recsys_spark.popularity.popular_items`.
+        Output of :func:`recsys_spark.models.popularity.popular_items`.
     users
         `user_id` of every user to serve; default the users of `affinity`.
     seen

@@ -35,9 +35,9 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from recsys_spark import columns as C
-from recsys_spark.evaluation import item_stats, pairs
-from recsys_spark.evaluation import user_pass as up
-from recsys_spark.evaluation.stages import (
+from recsys_spark.evaluation._kernels import item_stats, pairs
+from recsys_spark.evaluation._kernels import user_pass as up
+from recsys_spark.evaluation._kernels.steps import (
     BUCKET,
     RESULT_SCHEMA,
     ROW,

@@ -16,11 +16,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from recsys_spark import columns as C
-from recsys_spark.als import AlsParams, fit_als, item_factors, user_factors
-from recsys_spark.evaluation.ranking import ranking_metrics
+from recsys_spark.config import AlsConfig
+from recsys_spark.data.splits import random_split_per_user
+from recsys_spark.evaluation.ranking_metrics import ranking_metrics
 from recsys_spark.logs import get_logger
-from recsys_spark.split import random_split_per_user
-from recsys_spark.topn import recommend_for_all_users
+from recsys_spark.models.als import fit_als, item_factors, user_factors
+from recsys_spark.models.topn import recommend_for_all_users
 
 log = get_logger("tuning")
 
@@ -54,7 +55,7 @@ class Trial:
 class TuningResult:
     """The best parameters (ties: the earlier trial) and every trial in order."""
 
-    best: AlsParams
+    best: AlsConfig
     trials: tuple[Trial, ...]
 
 
@@ -85,7 +86,7 @@ def candidates(
 
 
 def validation_ndcg(
-    train: DataFrame, valid: DataFrame, params: AlsParams, *, n: int = 10
+    train: DataFrame, valid: DataFrame, params: AlsConfig, *, n: int = 10
 ) -> dict[str, float]:
     """Fit on `train` (`user_idx`, `item_idx`, `rating`), score top-`n` lists on `valid`.
 
@@ -103,7 +104,7 @@ def validation_ndcg(
 
 def tune_als(
     ratings: DataFrame,
-    base: AlsParams,
+    base: AlsConfig,
     grid: Sequence[tuple[int, float, float]],
     *,
     validation_ratio: float = 0.2,

@@ -3,7 +3,7 @@
 Pure functions of DataFrames (no I/O): `evaluate_model` runs the ranking metrics, the
 beyond-accuracy metrics, the diversity metrics, the breakdowns and the curves for one
 set of lists; `most_popular_lists` builds the baseline lists with
-`recsys_spark.popularity`.
+`recsys_spark.models.popularity`.
 
 Everything comes from one Spark action (`frames.run_passes`): the lists and held-out
 pairs are shuffled by user once into a numpy pass per partition, the training pairs
@@ -17,12 +17,15 @@ models evaluated against the same training pairs share one packing of X
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
+from recsys_spark.config import EvaluationConfig
+from recsys_spark.evaluation._kernels.frames import run_passes, tagged_rows, training_pieces
 from recsys_spark.evaluation.breakdown import (
     USER_BUCKETS,
     activity_bucket,
@@ -31,27 +34,11 @@ from recsys_spark.evaluation.breakdown import (
 )
 from recsys_spark.evaluation.coverage import coverage_metrics
 from recsys_spark.evaluation.diversity import diversity_metrics, diversity_values
-from recsys_spark.evaluation.frames import run_passes, tagged_rows, training_pieces
-from recsys_spark.evaluation.ranking import metric_names
+from recsys_spark.evaluation.ranking_metrics import metric_names
 from recsys_spark.logs import get_logger, stage
-from recsys_spark.popularity import popular_items, recommend_popular
+from recsys_spark.models.popularity import popular_items, recommend_popular
 
-BASELINE_MODEL = "most_popular"
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class EvaluationParams:
-    """Cut-offs and knobs of `evaluate_model` (see the config section `evaluation`)."""
-
-    ks: tuple[int, ...] = (5, 10, 20)
-    k: int = 10
-    relevance_col: str | None = None
-    head_share: float = 0.2
-    cold_max_history: int = 5
-    heavy_quantile: float = 0.8
-    diversity_max_users: int | None = None
-    seed: int = 42
 
 
 @dataclass(frozen=True)
@@ -101,8 +88,9 @@ def evaluate_model(
     recs: DataFrame,
     train: DataFrame | PreparedTraining,
     test: DataFrame,
-    params: EvaluationParams = EvaluationParams(),
+    params: EvaluationConfig | None = None,
     *,
+    ks: tuple[int, ...] | None = None,
     user_col: str = C.USER_ID,
     item_col: str = C.ITEM_ID,
     rank_col: str = C.RANK,
@@ -118,6 +106,11 @@ def evaluate_model(
         `prepare_training` of them, when several models are evaluated against them.
     test
         Held-out pairs (with `params.relevance_col` for graded NDCG).
+    params
+        The config section `evaluation` (default: its defaults): cut-offs, relevance
+        column, buckets, diversity sample (`diversity_max_users` 0 = every list user), seed.
+    ks
+        Cut-offs instead of `params.ks` (the nightly adds its gate metric's).
 
     Returns
     -------
@@ -125,16 +118,18 @@ def evaluate_model(
         `metrics` (ranking at every K, `map`, `users_evaluated`, coverage, novelty,
         diversity...), `breakdowns` (`by_activity`, `by_popularity`) and `curves`.
     """
-    ks = tuple(sorted(set(params.ks) | {params.k}))
+    params = params or EvaluationConfig()
+    ks = tuple(sorted(set(params.ks if ks is None else ks) | {params.k}))
     k = params.k
-    sample = params.diversity_max_users
+    sample = params.diversity_max_users or None
+    relevance_col = params.relevance_col or None
     prepared = train if isinstance(train, PreparedTraining) else None
     pairs = train.pairs if isinstance(train, PreparedTraining) else train
     rows = tagged_rows(
         recs,
         test,
         None if prepared else pairs,
-        relevance_col=params.relevance_col,
+        relevance_col=relevance_col,
         user_col=user_col,
         item_col=item_col,
         rank_col=rank_col,
@@ -145,7 +140,7 @@ def evaluate_model(
             ks=ks,
             k=k,
             head_share=params.head_share,
-            graded=params.relevance_col is not None,
+            graded=relevance_col is not None,
             diversity=sample is None,
             pieces=prepared.pieces if prepared else None,
         )
@@ -189,7 +184,7 @@ def _ranking_by_activity(
     by_history: dict[int, dict[str, Any]],
     ks: tuple[int, ...],
     k: int,
-    params: EvaluationParams,
+    params: EvaluationConfig,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Ranking means over every evaluated user and per activity bucket."""
     histogram = {h: int(r["_train_users"]) for h, r in by_history.items() if r["_train_users"]}
@@ -243,3 +238,61 @@ def most_popular_lists(
     popular = popular_items(with_ts)
     seen = pairs if exclude_seen else pairs.limit(0)
     return recommend_popular(users, seen, popular, n=n)
+
+
+def evaluate_lists(
+    lists: dict[str, DataFrame],
+    train: DataFrame,
+    test: DataFrame,
+    params: EvaluationConfig,
+    *,
+    ks: tuple[int, ...] | None = None,
+    run_id: str,
+    split: dict[str, Any],
+    table_paths: dict[str, str],
+) -> dict[str, Any]:
+    """Evaluate each model's lists against one split; the metrics.json document.
+
+    Parameters
+    ----------
+    lists
+        Model name -> its lists (`user_id`, `item_id`, `rank`), each read once.
+    train, test
+        The split's training pairs (packed once for every model) and held-out pairs.
+    params
+        The config section `evaluation`; `ks` replaces its cut-offs when given.
+    split, table_paths
+        What the document records about the split and the tables evaluated.
+
+    Returns
+    -------
+    dict
+        The metrics.json document (schema in `recsys_spark.evaluation.report`).
+    """
+    cutoffs = tuple(params.ks if ks is None else ks)
+    doc: dict[str, Any] = {
+        "schema_version": 1,
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "split": split,
+        "ks": sorted(set(cutoffs)),
+        "k": params.k,
+        "models": {},
+        "breakdowns": {},
+        "curves": {},
+        "tables": table_paths,
+    }
+    with stage(log, "training pairs packed for every model"):
+        prepared = prepare_training(train)
+    try:
+        for model, recs in lists.items():
+            # evaluate_model reads the lists once (one Spark action): no cache needed.
+            with stage(log, f"evaluate {model}"):
+                lists_only = recs.select(C.USER_ID, C.ITEM_ID, C.RANK)
+                result = evaluate_model(lists_only, prepared, test, params, ks=cutoffs)
+            doc["models"][model] = result.metrics
+            doc["breakdowns"][model] = result.breakdowns
+            doc["curves"][model] = result.curves
+    finally:
+        prepared.unpersist()
+    return doc

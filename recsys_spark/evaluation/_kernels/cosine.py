@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recsys_spark.evaluation.pairs import TO_HISTORY, WITHIN
+from recsys_spark.evaluation._kernels.pairs import TO_HISTORY, WITHIN
 
 # Cells of one dense block of X^T X rows (int32): 64 MiB.
 DENSE_CELLS = 1 << 24

@@ -31,8 +31,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.evaluation import user_pass as up
-from recsys_spark.evaluation.frames import per_user_pass, tagged_rows
+from recsys_spark.evaluation._kernels import user_pass as up
+from recsys_spark.evaluation._kernels.frames import per_user_pass, tagged_rows
 
 N_RELEVANT = "n_relevant"
 METRICS_AT_K = up.METRICS_AT_K

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.fallback import SOURCE_MODEL, SOURCE_POPULARITY
+from recsys_spark.models.fallback import SOURCE_MODEL, SOURCE_POPULARITY
 
 _A, _B = "_score_a", "_score_b"
 _SRC_A, _SRC_B = "_source_a", "_source_b"

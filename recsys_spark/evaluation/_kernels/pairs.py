@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc
 
 from recsys_spark.arrays import distinct
-from recsys_spark.evaluation.user_pass import ITEM, USER, Partition, positions
+from recsys_spark.evaluation._kernels.user_pass import ITEM, USER, Partition, positions
 
 WITHIN, TO_HISTORY = 0, 1  # kinds of diversity rows
 # Packed rows hold raw buffers: Spark hands big array columns to Python element by

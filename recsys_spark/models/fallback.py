@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.popularity import POP_RANK, popular_fill, popularity_ranks, seen_ranks
+from recsys_spark.models.popularity import POP_RANK, popular_fill, popularity_ranks, seen_ranks
 
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
@@ -39,7 +39,7 @@ def recommend_with_fallback(
     seen
         `user_id`, `item_id` pairs never to recommend.
     popular
-        Output of `recsys_spark.popularity.popular_items`.
+        Output of `recsys_spark.models.popularity.popular_items`.
 
     Returns
     -------

@@ -7,31 +7,29 @@ binary preference. Optional log scaling `log1p(affinity / eps)` tames heavy user
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
+from recsys_spark.config import AlsConfig
+
+# The AlsConfig fields that shape a fit (logged as the fit's parameters).
+FIT_PARAMS = (
+    "rank",
+    "reg_param",
+    "alpha",
+    "max_iter",
+    "seed",
+    "num_user_blocks",
+    "num_item_blocks",
+    "checkpoint_interval",
+)
 
 
-@dataclass(frozen=True)
-class AlsParams:
-    """Hyperparameters of one ALS fit (Spark's names in snake case)."""
-
-    rank: int = 64
-    reg_param: float = 0.1
-    alpha: float = 1.0
-    max_iter: int = 15
-    seed: int = 42
-    num_user_blocks: int = 4
-    num_item_blocks: int = 4
-    checkpoint_interval: int = 10
-
-    def as_dict(self) -> dict[str, float | int]:
-        """The parameters as a flat dict (for logging and MLflow)."""
-        return asdict(self)
+def fit_params(als: AlsConfig) -> dict[str, float | int]:
+    """The hyperparameters of one fit as a flat dict (for logging and MLflow)."""
+    return {name: getattr(als, name) for name in FIT_PARAMS}
 
 
 def als_ratings(affinity: DataFrame, *, log_scaling: bool = False, eps: float = 1.0) -> DataFrame:
@@ -40,7 +38,7 @@ def als_ratings(affinity: DataFrame, *, log_scaling: bool = False, eps: float = 
     Parameters
     ----------
     affinity
-        `user_idx`, `item_idx`, `affinity` (see recsys_spark.affinity.user_item_affinity).
+        `user_idx`, `item_idx`, `affinity` (see recsys_spark.models.affinity.user_item_affinity).
     log_scaling
         Use `log1p(affinity / eps)` instead of the affinity itself.
     eps
@@ -65,7 +63,7 @@ def als_ratings(affinity: DataFrame, *, log_scaling: bool = False, eps: float = 
     )
 
 
-def build_als(params: AlsParams) -> ALS:
+def build_als(params: AlsConfig) -> ALS:
     """An unfitted implicit ALS estimator reading `user_idx`, `item_idx`, `rating`."""
     return ALS(
         rank=params.rank,
@@ -85,7 +83,7 @@ def build_als(params: AlsParams) -> ALS:
     )
 
 
-def fit_als(ratings: DataFrame, params: AlsParams) -> ALSModel:
+def fit_als(ratings: DataFrame, params: AlsConfig) -> ALSModel:
     """Fit implicit ALS on the output of `als_ratings`.
 
     Long lineages are cut every `checkpoint_interval` iterations when the SparkContext has

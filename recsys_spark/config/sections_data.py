@@ -1,0 +1,130 @@
+"""Config sections of the data: the raw log's ingest and the synthetic sample."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+
+from recsys_spark.config.checks import one_of
+from recsys_spark.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Names of the raw log's columns; an empty string means the log has no such column."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+    timestamp: str = "timestamp"
+    event_type: str = "event_type"
+    value: str = "value"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How raw logs are read, validated, weighted and merged into Delta."""
+
+    source: str = "data/sample/events.csv"
+    format: str = "csv"
+    columns: ColumnMapping = field(default_factory=ColumnMapping)
+    csv_delimiter: str = ","
+    csv_header: bool = True
+    csv_columns: tuple[str, ...] = ()
+    timestamp_format: str = "auto"
+    min_timestamp: str = "1995-01-01"
+    max_future_days: int = 1
+    default_event_type: str = "interaction"
+    event_weights: dict[str, float] = field(
+        default_factory=lambda: {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
+    )
+    weight_rule: str = "event"
+    value_threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        one_of("ingest.format", self.format, ("csv", "json", "parquet"))
+        one_of(
+            "ingest.timestamp_format", self.timestamp_format, ("auto", "iso", "epoch_s", "epoch_ms")
+        )
+        one_of(
+            "ingest.weight_rule", self.weight_rule, ("event", "value", "event_x_value", "threshold")
+        )
+        if not self.columns.user or not self.columns.item or not self.columns.timestamp:
+            raise ConfigError("ingest.columns: user, item and timestamp must name a column")
+        if not self.event_weights:
+            raise ConfigError("ingest.event_weights: give at least one event type and its weight")
+        if self.weight_rule != "event" and not self.columns.value:
+            raise ConfigError(
+                f"ingest.weight_rule '{self.weight_rule}' needs ingest.columns.value "
+                "to name a column"
+            )
+        if self.format == "csv" and not self.csv_header and not self.csv_columns:
+            raise ConfigError("ingest.csv_columns: list the column names when csv_header is false")
+        if self.format == "csv" and not self.csv_delimiter:
+            raise ConfigError("ingest.csv_delimiter must not be empty")
+        try:
+            datetime.fromisoformat(self.min_timestamp)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"ingest.min_timestamp must be an ISO-8601 date or time; got '{self.min_timestamp}'"
+            ) from None
+
+
+SAMPLE_TIMESTAMP_FORMATS = ("iso", "epoch_s", "epoch_ms")
+SAMPLE_FILE_FORMATS = ("csv", "json", "parquet")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """The built-in synthetic log (see recsys_spark.data.sample); checked on construction.
+
+    `n_groups` latent taste groups (at most `n_items`) over `days` days from `start_date`
+    (ISO, not before 1970); item popularity is Zipf with `popularity_exponent` (0 =
+    uniform); `duplicate_fraction` and `bad_row_fraction` are shares in [0, 1) whose sum is
+    below 1. The same settings always give the same rows.
+    """
+
+    path: str = "data/sample/events.csv"
+    format: str = "csv"
+    n_events: int = 20_000
+    n_users: int = 1_000
+    n_items: int = 500
+    n_groups: int = 8
+    start_date: str = "2026-01-01"
+    days: int = 120
+    seed: int = 42
+    popularity_exponent: float = 1.1
+    duplicate_fraction: float = 0.01
+    bad_row_fraction: float = 0.002
+    timestamp_format: str = "iso"
+
+    def __post_init__(self) -> None:
+        one_of("sample.format", self.format, SAMPLE_FILE_FORMATS)
+        one_of("sample.timestamp_format", self.timestamp_format, SAMPLE_TIMESTAMP_FORMATS)
+        for name in ("n_events", "n_users", "n_items", "n_groups", "days", "seed"):
+            v, least = getattr(self, name), 0 if name == "seed" else 1
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < least:
+                raise ConfigError(f"sample.{name} must be an integer >= {least}, got {v!r}")
+        if self.n_groups > self.n_items:
+            raise ConfigError(
+                f"sample.n_groups must be <= n_items ({self.n_items}), got {self.n_groups}"
+            )
+        for name in ("duplicate_fraction", "bad_row_fraction"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v < 1.0:
+                raise ConfigError(f"sample.{name} must be a number in [0, 1), got {v!r}")
+        if self.duplicate_fraction + self.bad_row_fraction >= 1.0:
+            raise ConfigError("sample.duplicate_fraction + bad_row_fraction must be < 1")
+        e = self.popularity_exponent
+        if isinstance(e, bool) or not isinstance(e, int | float) or not 0 <= e < math.inf:
+            raise ConfigError(f"sample.popularity_exponent must be a finite number >= 0, got {e!r}")
+        try:
+            ok = date.fromisoformat(self.start_date) >= date(1970, 1, 1)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"sample.start_date must be an ISO date >= 1970-01-01: {self.start_date!r}"
+            )

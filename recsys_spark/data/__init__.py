@@ -1,0 +1,1 @@
+"""Data that feeds the models: the synthetic sample generator and evaluation splits."""

@@ -1,0 +1,1 @@
+"""Executor kernels of the evaluation: numpy over partitions of users (private)."""

@@ -1,0 +1,1 @@
+"""Recommendation models: affinity, ALS, item-based, popularity, fallback, hybrid, top-N."""

@@ -1,0 +1,121 @@
+"""The models a night fits on its working roots, and the champion's final lists.
+
+The holdout fits every model on `<night>/holdout/` with lists `nightly.candidate_depth`
+deep for the holdout's users; the final fit refits only the champion (and for the
+hybrid both of its models) on `<night>/` and completes every user's list from the
+popularity ranking.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recsys_spark import columns as C
+from recsys_spark import tables
+from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
+from recsys_spark.io import delta
+from recsys_spark.models.affinity import user_item_affinity
+from recsys_spark.models.als_training import AlsRunReport, run_als
+from recsys_spark.models.fallback import recommend_with_fallback
+from recsys_spark.models.hybrid import blend_ranked_lists
+from recsys_spark.models.popularity import popular_items
+from recsys_spark.similarity.item_models import run_similarity
+
+
+def night_measures(cfg: AppConfig) -> tuple[str, ...]:
+    """The similarity measures a night fits: the configured ones and the hybrid's, once each."""
+    return tuple(dict.fromkeys((*cfg.similarity.measures, cfg.nightly.hybrid_measure)))
+
+
+def champion_measure(champion: str, hybrid_measure: str) -> str | None:
+    """The similarity measure the champion's final lists need; None for ALS alone."""
+    if champion == tables.HYBRID:
+        return hybrid_measure
+    if champion == tables.ALS:
+        return None
+    return champion.removeprefix("item_")
+
+
+def fit_item_lists(
+    spark: SparkSession,
+    cfg: AppConfig,
+    storage: StorageConfig,
+    depth: int,
+    *,
+    measures: tuple[str, ...] | None = None,
+    run_id: str,
+    serve: DataFrame | None = None,
+) -> None:
+    """Item-based lists `depth` deep under `storage` (default: every `night_measures`)."""
+    run_similarity(
+        spark,
+        cfg.similarity,
+        cfg.recommend,
+        storage,
+        top_n=depth,
+        measures=measures or night_measures(cfg),
+        run_id=run_id,
+        serve=serve,
+    )
+
+
+def fit_als_lists(
+    spark: SparkSession,
+    cfg: AppConfig,
+    storage: StorageConfig,
+    als: AlsConfig,
+    depth: int,
+    *,
+    serve: DataFrame | None = None,
+) -> AlsRunReport:
+    """ALS with the parameters `als`, lists `depth` deep under `storage`."""
+    return run_als(spark, als, cfg.recommend, cfg.tracking, storage, top_n=depth, serve=serve)
+
+
+def final_lists(
+    spark: SparkSession,
+    cfg: AppConfig,
+    storage: StorageConfig,
+    champion: str,
+    *,
+    als: AlsConfig,
+    hybrid_weight: float,
+    run_id: str,
+) -> DataFrame:
+    """The champion refitted on `storage`'s interactions; `recommend.top_n` items per user.
+
+    Returns `user_id`, `item_id`, `rank`, `score`, `source`, `model` (the champion),
+    `run_id`: the champion's lists (the hybrid blended with `hybrid_weight`), completed
+    from the popularity ranking for every user of the interactions.
+    """
+    nc, n = cfg.nightly, cfg.recommend.top_n
+    measure = champion_measure(champion, nc.hybrid_measure)
+    depth = nc.candidate_depth if champion == tables.HYBRID else n
+    if measure is not None:
+        fit_item_lists(spark, cfg, storage, depth, measures=(measure,), run_id=run_id)
+    if champion in (tables.ALS, tables.HYBRID):
+        fit_als_lists(spark, cfg, storage, als, depth)
+    rows = delta.read_table(spark, storage.table(tables.MODEL_RECOMMENDATIONS))
+    if champion == tables.HYBRID:
+        assert measure is not None
+        lists = blend_ranked_lists(
+            rows.filter(F.col(C.MODEL) == tables.ALS),
+            rows.filter(F.col(C.MODEL) == tables.item_model(measure)),
+            weight=hybrid_weight,
+            depth=depth,
+            n=n,
+        )
+    else:
+        lists = rows.filter((F.col(C.MODEL) == champion) & (F.col(C.RANK) <= n))
+    events = delta.read_table(spark, storage.table(tables.INTERACTIONS))
+    affinity = user_item_affinity(events)
+    popular = popular_items(affinity, window_days=cfg.recommend.popularity_window_days)
+    complete = recommend_with_fallback(
+        lists.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, C.SOURCE),
+        events.select(C.USER_ID),
+        affinity.select(C.USER_ID, C.ITEM_ID),
+        popular,
+        n=n,
+    )
+    return complete.select("*", F.lit(champion).alias(C.MODEL), F.lit(run_id).alias(C.RUN_ID))
