@@ -11,7 +11,7 @@ JARS_STAMP := jars/.resolved
 VENV_STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv jars sample-data ingest demo nightly train-als mlflow-ui test bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
+.PHONY: help setup venv jars sample-data ingest demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
 
 help: ## list every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -81,15 +81,11 @@ mlflow-ui: setup ## serve the MLflow UI of the default SQLite store on 127.0.0.1
 	          else 'no recsys-spark experiment yet: run make demo first')" 2>/dev/null
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-# CI's end-to-end nightly on the standalone cluster: the sample and the models kept tiny, so
-# the whole of `make test` stays near 20 minutes on a 2-core machine.
-CLUSTER_TEST_SET := --set sample.n_events=4000 --set sample.n_users=300 --set sample.n_items=150 \
-	--set als.rank=8 --set als.max_iter=5 --set nightly.tune_every_days=0 \
-	--set similarity.measures=[jaccard] --set evaluation.diversity_max_users=50
-
-test: setup wheel ## the test suite (one shared local Spark session, tiny data), then one nightly on a 2-worker cluster
+test: setup ## every test: unit tests, real nights and notebooks (e2e), the nightly on a 2-worker cluster
 	$(PY) -m pytest -q
-	SET="$(CLUSTER_TEST_SET)" cluster/ci.sh
+
+test-fast: setup ## the unit tests only (no real nights, notebooks or cluster): a few minutes
+	$(PY) -m pytest -q -m "not e2e and not cluster"
 
 bench: bench-ingest bench-ingest-floors bench-als bench-quality bench-evaluate bench-similarity bench-nightly bench-cluster ## every benchmark; figures go to bench-results/ and BENCHMARKS.md by hand
 

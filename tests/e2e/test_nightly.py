@@ -28,7 +28,9 @@ from recsys_spark.io import delta
 from recsys_spark.pipeline.lock import acquire
 from recsys_spark.pipeline.night import run_night
 
-PROJECT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e  # real nights: `make test-fast` skips them
+
+PROJECT = Path(__file__).resolve().parents[2]
 RUN_DATE = date(2026, 2, 28)  # the sample spans 2026-01-01 .. 2026-02-28
 KEY = [C.USER_ID, C.RANK]
 

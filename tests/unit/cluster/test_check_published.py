@@ -20,7 +20,7 @@ from cluster.check_published import EXPECTED, TableCheck, check_tables
 from recsys_spark import tables
 from recsys_spark.config import StorageConfig
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[3]
 SCHEMA = T.StructType(
     [T.StructField("user_id", T.StringType()), T.StructField("run_date", T.DateType())]
 )

@@ -7,7 +7,7 @@ import pytest
 from recsys_spark.cli import job_parser, parse_job_args
 from recsys_spark.config import AppConfig, ConfigError, load_config
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[3] / "conf"
 
 
 def test_base_file_matches_dataclass_defaults():

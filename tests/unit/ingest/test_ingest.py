@@ -217,7 +217,7 @@ def test_a_batch_that_does_not_reconcile_is_taken_again_by_the_next_run(
     from dataclasses import replace
 
     from recsys_spark.ingest import runner
-    from recsys_spark.ingest.report import ReconciliationError
+    from recsys_spark.errors import ReconciliationError
 
     cfg = IngestConfig(source=str(_write(tmp_path / "logs" / "day1.csv", GOOD)))
     storage = StorageConfig(root=str(tmp_path / "lake"))
@@ -463,7 +463,7 @@ def test_empty_file_ingests_nothing_and_reconciles(spark, tmp_path):
 
 
 def test_movielens_loads_with_a_config_change_only(spark, ml100k_dir, tmp_path):
-    conf = Path(__file__).resolve().parents[1] / "conf" / "movielens.yml"
+    conf = Path(__file__).resolve().parents[3] / "conf" / "movielens.yml"
     cfg = load_config(
         conf, [f"ingest.source={ml100k_dir / 'ml-100k.inter'}", f"storage.root={tmp_path}"]
     )
@@ -477,7 +477,7 @@ def test_movielens_loads_with_a_config_change_only(spark, ml100k_dir, tmp_path):
 
 
 def test_missing_source_is_a_clear_error(spark, tmp_path):
-    from recsys_spark.io.files import SourceError
+    from recsys_spark.errors import SourceError
 
     with pytest.raises(SourceError, match="source not found"):
         run_ingest(

@@ -16,7 +16,9 @@ from recsys_spark import tables
 from recsys_spark.io import delta
 from recsys_spark.notebook import ENV_OVERRIDES
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+pytestmark = pytest.mark.e2e  # real nights: `make test-fast` skips them
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TINY = [
     "spark.shuffle_partitions=2",
     "sample.n_events=3000",

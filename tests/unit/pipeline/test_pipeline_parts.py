@@ -362,7 +362,7 @@ def test_final_fit_asks_each_runner_for_the_champions_models_only(
     champion: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An ALS champion once asked the similarity config for a measure named "als".
-    cfg = load_config(Path(__file__).resolve().parents[1] / "conf" / "local.yml", [])
+    cfg = load_config(Path(__file__).resolve().parents[3] / "conf" / "local.yml", [])
     calls: list[tuple] = []
 
     def similarity(spark, sim, recommend, storage, *, top_n, measures, run_id, serve):  # type: ignore[no-untyped-def]
