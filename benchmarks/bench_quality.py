@@ -1,4 +1,4 @@
-"""Every model of the repo on MovieLens (BASELINES.md protocol), beside the published rows.
+"""Most-popular, item-based (jaccard, cosine) and ALS on MovieLens (BASELINES.md protocol).
 
     python benchmarks/bench_quality.py [--conf conf/movielens.yml] [--set key=value ...]
 

@@ -2,7 +2,7 @@
 
 Modules: `caps` (seeded downsampling), `blocks` (executor kernels: rows of XᵀX per item
 block), `cooccurrence` (the Spark plan, `item_similarity`), `measures` (scores from
-counts), `ranking` (top-K per group in numpy).
+counts), `top_k` (top-K per group in numpy), `item_models` (the runner, `run_similarity`).
 """
 
 from recsys_spark.similarity.caps import cap_interactions
