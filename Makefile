@@ -81,11 +81,16 @@ mlflow-ui: setup ## serve the MLflow UI of the default SQLite store on 127.0.0.1
 	          else 'no recsys-spark experiment yet: run make demo first')" 2>/dev/null
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-test: setup ## every test: unit tests, real nights and notebooks (e2e), the nightly on a 2-worker cluster
-	$(PY) -m pytest -q
+# Two pytest workers (pytest-xdist), each with its own local[2] session; a file's tests stay
+# on one worker, in order (--dist loadfile), so module fixtures are built once.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
-test-fast: setup ## the unit tests only (no real nights, notebooks or cluster): a few minutes
-	$(PY) -m pytest -q -m "not e2e and not cluster"
+test: setup ## every test: unit tests, real nights and notebooks (e2e), the nightly on a 2-worker cluster
+	$(PYTEST)
+
+test-fast: setup ## the unit tests only (no real nights, notebooks or cluster)
+	$(PYTEST) -m "not e2e and not cluster"
 
 bench: bench-ingest bench-ingest-floors bench-als bench-quality bench-evaluate bench-similarity bench-nightly bench-cluster ## every benchmark; figures go to bench-results/ and BENCHMARKS.md by hand
 

@@ -7,7 +7,7 @@ variant in its own fresh local[2] Spark process so that memory figures are not m
 
 - plain:  spark.read.csv(header=True).write.format("delta") -- no validation at all (its
           rows are counted after the clock stops: the baseline is the write alone);
-- ingest: jobs/ingest.py's run_ingest into an empty storage root -- parse, validate,
+- ingest: recsys_spark.ingest.runner.run_ingest into an empty storage root -- parse, validate,
           quarantine, deduplicate, index maintenance, the interactions write (into an
           empty table: a plain partitioned insert; later batches MERGE), ingest logs,
           reconciliation.

@@ -43,3 +43,10 @@ def ml100k_dir() -> Path:
     if not (ML100K / "ml-100k.inter").is_file():
         pytest.skip(f"MovieLens-100K not found at {ML100K} (set RECSYS_ML100K to its folder)")
     return ML100K
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """RECSYS_TEST_ORDER=reverse runs every file's tests backwards: a check that no test
+    depends on another having run first (module fixtures are still shared)."""
+    if os.environ.get("RECSYS_TEST_ORDER") == "reverse":
+        items.reverse()

@@ -216,8 +216,8 @@ def test_a_batch_that_does_not_reconcile_is_taken_again_by_the_next_run(
 ):
     from dataclasses import replace
 
-    from recsys_spark.ingest import runner
     from recsys_spark.errors import ReconciliationError
+    from recsys_spark.ingest import runner
 
     cfg = IngestConfig(source=str(_write(tmp_path / "logs" / "day1.csv", GOOD)))
     storage = StorageConfig(root=str(tmp_path / "lake"))
