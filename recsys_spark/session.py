@@ -79,7 +79,21 @@ def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.log_level)
+    _quiet_deliberate_warnings(spark)
     return spark
+
+
+# Loggers whose warnings describe what the code does on purpose. WindowExec warns of every
+# window without a partition: the popularity ranking of items and the numbering of new
+# ids are deliberate one-partition windows over small frames (hundreds of lines a night).
+QUIET_LOGGERS = ("org.apache.spark.sql.execution.window.WindowExec",)
+
+
+def _quiet_deliberate_warnings(spark: SparkSession) -> None:
+    jvm = spark.sparkContext._jvm
+    level = jvm.org.apache.logging.log4j.Level.ERROR
+    for name in QUIET_LOGGERS:
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
 
 
 def _jar_settings() -> dict[str, str]:

@@ -104,20 +104,20 @@ class NightTracker:
             raise
 
     def _close_dead_runs(self, tags: Mapping[str, str]) -> None:
-        """Mark KILLED the runs of the same night and storage root still RUNNING.
+        """Mark KILLED the nights of this storage root still RUNNING, whatever their date.
 
-        The caller holds the storage root's lock, so such a run is a killed earlier attempt
+        The caller holds the storage root's lock, so such a run is a killed earlier night
         (kill -9 leaves its MLflow run open); its child runs are closed with it.
         """
         experiment = self.mlflow.get_experiment_by_name(self.cfg.tracking.experiment)
         if experiment is None or "run_date" not in tags:
             return
         client = self.mlflow.MlflowClient()
-        same_night = (
-            f"tags.run_date = '{tags['run_date']}' and tags.storage_root = '{tags['storage_root']}'"
-            " and attributes.status = 'RUNNING'"
+        # Only a night's parent run carries the storage_root tag.
+        same_root = (
+            f"tags.storage_root = '{tags['storage_root']}' and attributes.status = 'RUNNING'"
         )
-        for run in client.search_runs([experiment.experiment_id], filter_string=same_night):
+        for run in client.search_runs([experiment.experiment_id], filter_string=same_root):
             children = client.search_runs(
                 [experiment.experiment_id],
                 filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'"
@@ -151,10 +151,25 @@ class NightTracker:
                 "".join(f", {k}={v:g}" for k, v in metrics.items()),
             )
             if child is not None:
-                self.mlflow.log_metrics({metric_key(k): float(v) for k, v in metrics.items()})
-                self.mlflow.log_metric("seconds", seconds)
-                self.mlflow.end_run(status=status)
-                self.mlflow.log_metric(metric_key(f"stage_seconds.{name}"), seconds)
+                try:
+                    self._close_stage_run(name, metrics, seconds, status)
+                except Exception as exc:
+                    if status == "FINISHED":
+                        raise
+                    # The stage's own error is the one the operator needs: an MLflow
+                    # failure on top of it must not replace it.
+                    self.log.warning("stage %s: MLflow could not record it: %s", name, exc)
+
+    def _close_stage_run(
+        self, name: str, metrics: Mapping[str, float], seconds: float, status: str
+    ) -> None:
+        """Log the stage's metrics to its child run, close it, add its time to the parent."""
+        try:
+            self.mlflow.log_metrics({metric_key(k): float(v) for k, v in metrics.items()})
+            self.mlflow.log_metric("seconds", seconds)
+        finally:
+            self.mlflow.end_run(status=status)
+        self.mlflow.log_metric(metric_key(f"stage_seconds.{name}"), seconds)
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         if self.mlflow is not None:
