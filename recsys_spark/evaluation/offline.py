@@ -32,7 +32,6 @@ from recsys_spark.data.splits import (
     random_split_per_user,
     split_summary,
 )
-from recsys_spark.errors import MissingInputError
 from recsys_spark.evaluation.model_eval import evaluate_lists, most_popular_lists
 from recsys_spark.evaluation.report import (
     format_table,
@@ -76,9 +75,7 @@ def prepare_split(
 ) -> dict[str, int]:
     """Split the interactions' pairs; write eval_train, eval_test and the holdout lake."""
     path = storage.table(tables.INTERACTIONS)
-    if not delta.table_exists(spark, path):
-        raise MissingInputError(f"no Delta table at {path}: run jobs/ingest.py first")
-    interactions = delta.read_table(spark, path)
+    interactions = delta.read_required(spark, path)
     affinity = user_item_affinity(interactions)
     train, test = split_pairs(affinity, evaluation)
     with stage(log, f"{evaluation.split} split"):

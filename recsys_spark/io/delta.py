@@ -16,6 +16,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from recsys_spark.errors import MissingInputError
+
 
 def table_exists(spark: SparkSession, path: str) -> bool:
     """True when `path` holds a Delta table."""
@@ -28,6 +30,13 @@ def read_table(spark: SparkSession, path: str, version: int | None = None) -> Da
     if version is not None:
         reader = reader.option("versionAsOf", version)
     return reader.load(path)
+
+
+def read_required(spark: SparkSession, path: str, *, made_by: str = "jobs/ingest.py") -> DataFrame:
+    """The table at `path`; MissingInputError naming the job that makes it when it is absent."""
+    if not table_exists(spark, path):
+        raise MissingInputError(f"no Delta table at {path}: run {made_by} first")
+    return read_table(spark, path)
 
 
 def read_or_empty(spark: SparkSession, path: str, schema: T.StructType) -> DataFrame:

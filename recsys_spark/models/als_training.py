@@ -22,7 +22,6 @@ from pyspark.sql import functions as F
 from recsys_spark import columns as C
 from recsys_spark import tables
 from recsys_spark.config import AlsConfig, RecommendConfig, StorageConfig, TrackingConfig
-from recsys_spark.errors import MissingInputError
 from recsys_spark.io import delta
 from recsys_spark.logs import get_logger, stage
 from recsys_spark.models.affinity import user_item_affinity
@@ -84,10 +83,7 @@ def run_als(
         `user_id`s to write lists for (the nightly's holdout users); default every user
         of the interactions table.
     """
-    source = storage.table(tables.INTERACTIONS)
-    if not delta.table_exists(spark, source):
-        raise MissingInputError(f"no Delta table at {source}: run jobs/ingest.py first")
-    interactions = delta.read_table(spark, source)
+    interactions = delta.read_required(spark, storage.table(tables.INTERACTIONS))
     spark.sparkContext.setCheckpointDir(f"{storage.root_uri}/_checkpoints/als")
     n = recommend.top_n if top_n is None else top_n
     with ExitStack() as stack:

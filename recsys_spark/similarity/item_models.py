@@ -21,7 +21,6 @@ from pyspark.sql import functions as F
 from recsys_spark import columns as C
 from recsys_spark import tables
 from recsys_spark.config import RecommendConfig, SimilarityConfig, StorageConfig
-from recsys_spark.errors import MissingInputError
 from recsys_spark.io import delta
 from recsys_spark.logs import get_logger, stage
 from recsys_spark.models.affinity import user_item_affinity
@@ -82,10 +81,7 @@ def run_similarity(
     top_n = similarity.top_n if top_n is None else top_n
     measures = similarity.measures if measures is None else measures
     run_id = run_id or f"similarity-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    source = storage.table(tables.INTERACTIONS)
-    if not delta.table_exists(spark, source):
-        raise MissingInputError(f"no interactions table at {source}: run jobs/ingest.py first")
-    interactions = delta.read_table(spark, source)
+    interactions = delta.read_required(spark, storage.table(tables.INTERACTIONS))
     affinity = user_item_affinity(
         interactions,
         half_life_days=similarity.half_life_days,
