@@ -24,6 +24,7 @@ INGESTED_AT = "ingested_at"
 REASON = "reason"
 RAW = "raw"
 QUARANTINED_AT = "quarantined_at"
+STATUS = "status"
 
 # Spark's corrupt-record column for CSV / JSON reads.
 CORRUPT_RECORD = "_corrupt_record"

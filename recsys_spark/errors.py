@@ -33,6 +33,12 @@ class ReconciliationError(RuntimeError):
     """The batch's row counts do not add up: rows were lost or invented somewhere."""
 
 
+class BatchRefusedError(RuntimeError):
+    """The circuit breaker refused an ingest batch: most of its rows failed validation,
+    which is a setting's mistake more often than bad data. Nothing was committed to
+    interactions; the message names the dominant reason, an example and a hint."""
+
+
 class NoReadableFileError(RuntimeError):
     """Every new file of an ingest batch failed to read: nothing was ingested."""
 
@@ -50,6 +56,7 @@ EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (LockHeldError, 4),
     (ReconciliationError, 1),
     (NoReadableFileError, 1),
+    (BatchRefusedError, 2),
     (ConfigError, 2),
     (SourceError, 2),
     (MissingInputError, 2),

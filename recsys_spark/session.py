@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -87,6 +89,31 @@ def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
 # window without a partition: the popularity ranking of items and the numbering of new
 # ids are deliberate one-partition windows over small frames (hundreds of lines a night).
 QUIET_LOGGERS = ("org.apache.spark.sql.execution.window.WindowExec",)
+
+
+# Loggers that print a task's failure with its whole stack (about 25 KB for one broken
+# file): silenced while ingest reads files that may be broken on purpose, since it
+# reports each unreadable file itself, in one line.
+TASK_FAILURE_LOGGERS = (
+    "org.apache.spark.executor.Executor",
+    "org.apache.spark.scheduler.TaskSetManager",
+    "org.apache.spark.storage.BlockManager",
+)
+
+
+@contextmanager
+def quiet_task_failures(spark: SparkSession) -> Iterator[None]:
+    """Silence Spark's task-failure logs for the block; restore their levels after it."""
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    previous = {name: log4j.LogManager.getLogger(name).getLevel() for name in TASK_FAILURE_LOGGERS}
+    for name in TASK_FAILURE_LOGGERS:
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
+    try:
+        yield
+    finally:
+        for name, level in previous.items():
+            log4j.core.config.Configurator.setLevel(name, level)
 
 
 def _quiet_deliberate_warnings(spark: SparkSession) -> None:

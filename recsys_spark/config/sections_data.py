@@ -25,7 +25,13 @@ class ColumnMapping:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """How raw logs are read, validated, weighted and merged into Delta."""
+    """How raw logs are read, validated, weighted and merged into Delta.
+
+    `max_quarantine_share` refuses a batch whose bad rows exceed that share of its rows
+    (one reason taking nearly every row refuses it whatever the share); a file that
+    fails to read `max_file_attempts` times is parked; a folder source reads only files
+    ending in `extensions` (default: those of `format`, see `ingest_extensions`).
+    """
 
     source: str = "data/sample/events.csv"
     format: str = "csv"
@@ -42,9 +48,26 @@ class IngestConfig:
     )
     weight_rule: str = "event"
     value_threshold: float = 0.0
+    max_quarantine_share: float = 0.05
+    max_file_attempts: int = 3
+    extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         one_of("ingest.format", self.format, ("csv", "json", "parquet"))
+        if not 0.0 <= self.max_quarantine_share <= 1.0:
+            raise ConfigError(
+                "ingest.max_quarantine_share must be a share in [0, 1] (1 = never refuse a "
+                f"batch for its bad rows); got {self.max_quarantine_share}"
+            )
+        if self.max_file_attempts < 1:
+            raise ConfigError(
+                f"ingest.max_file_attempts must be at least 1; got {self.max_file_attempts}"
+            )
+        if any(not e or e.startswith(".") or "/" in e for e in self.extensions):
+            raise ConfigError(
+                "ingest.extensions: give names without the dot, e.g. [csv, tsv]; "
+                f"got {list(self.extensions)}"
+            )
         one_of(
             "ingest.timestamp_format", self.timestamp_format, ("auto", "iso", "epoch_s", "epoch_ms")
         )
@@ -62,6 +85,14 @@ class IngestConfig:
             )
         if self.format == "csv" and not self.csv_header and not self.csv_columns:
             raise ConfigError("ingest.csv_columns: list the column names when csv_header is false")
+        if self.format == "csv" and not self.csv_header:
+            for key in ("user", "item", "timestamp", "event_type", "value"):
+                name = getattr(self.columns, key)
+                if name and name not in self.csv_columns:
+                    raise ConfigError(
+                        f"ingest.columns.{key} names column '{name}', which is not in "
+                        f"ingest.csv_columns {list(self.csv_columns)}"
+                    )
         if self.format == "csv" and not self.csv_delimiter:
             raise ConfigError("ingest.csv_delimiter must not be empty")
         try:
@@ -70,6 +101,20 @@ class IngestConfig:
             raise ConfigError(
                 f"ingest.min_timestamp must be an ISO-8601 date or time; got '{self.min_timestamp}'"
             ) from None
+
+
+# The file name endings a folder source reads for each format when ingest.extensions is
+# empty, each also with a compression suffix (.gz, .bz2, ...).
+DEFAULT_EXTENSIONS = {
+    "csv": ("csv", "tsv", "txt"),
+    "json": ("json", "jsonl", "ndjson"),
+    "parquet": ("parquet",),
+}
+
+
+def ingest_extensions(cfg: IngestConfig) -> tuple[str, ...]:
+    """The name endings (without the dot) of the files a folder source reads."""
+    return tuple(e.lower() for e in cfg.extensions) or DEFAULT_EXTENSIONS[cfg.format]
 
 
 SAMPLE_TIMESTAMP_FORMATS = ("iso", "epoch_s", "epoch_ms")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 
@@ -17,6 +18,7 @@ from recsys_spark.ingest.validate import standardize_raw, validate_events
 from recsys_spark.io.delta import session_conf
 from recsys_spark.io.files import SourceFile, read_header, read_raw_logs
 from recsys_spark.logs import get_logger, stage
+from recsys_spark.session import quiet_task_failures
 
 log = get_logger(__name__)
 
@@ -35,13 +37,13 @@ def read_validated(
     None when no file could be read) and one outcome per file, with its row and
     quarantine counts and the dates of its valid events, or its error.
     """
-    with stage(log, f"read and validate {len(pending)} files"):
+    with stage(log, f"read and validate {len(pending)} files"), quiet_task_failures(spark):
         try:
             return validated_with_counts(spark, cfg, pending, now)
         except Exception as exc:  # noqa: BLE001 - any reader failure: isolate the bad files
             if len(pending) == 1:
-                return None, [FileOutcome(pending[0], "failed", error=_first_line(exc))]
-            log.warning("batch read failed (%s); reading file by file", _first_line(exc))
+                return None, [FileOutcome(pending[0], "failed", error=first_line(exc))]
+            log.warning("batch read failed (%s); reading file by file", first_line(exc))
         failed, readable = [], []
         columns = None  # a CSV file's columns must be those of the first readable file
         for source in pending:
@@ -51,8 +53,8 @@ def read_validated(
                 columns = columns or file_columns(spark, cfg, source.path)
                 readable.append(source)
             except Exception as exc:  # noqa: BLE001
-                log.error("unreadable file %s: %s", source.path, _first_line(exc))
-                failed.append(FileOutcome(source, "failed", error=_first_line(exc)))
+                log.error("unreadable file %s: %s", source.path, first_line(exc))
+                failed.append(FileOutcome(source, "failed", error=first_line(exc)))
         if not readable:
             return None, failed
         # Files that each read alone may still not read together (Parquet files that type a
@@ -88,8 +90,17 @@ def validated_with_counts(
         counts = _counts_by_file(validated)  # this pass also fills the cache
     outcomes = []
     for f in files:
-        rows, bad, dates = counts.get(f.path, (0, 0, ()))
-        outcomes.append(FileOutcome(f, "ingested", rows, bad, event_dates=dates))
+        c = counts.get(f.path, FileCounts())
+        outcomes.append(
+            FileOutcome(
+                f,
+                "ingested",
+                c.rows,
+                sum(n for _, n, _ in c.reasons),
+                event_dates=tuple(sorted(c.dates)),
+                reasons=tuple(c.reasons),
+            )
+        )
     unmatched = set(counts) - {f.path for f in files}
     if unmatched:  # a path spelt differently by the reader: keep the rows, flag the log
         log.warning("rows from unlisted paths %s", sorted(unmatched))
@@ -155,33 +166,44 @@ def file_columns(spark: SparkSession, cfg: IngestConfig, path: str) -> list[str]
     return list(cfg.csv_columns)
 
 
-def _counts_by_file(validated: DataFrame) -> dict[str, tuple[int, int, tuple[date, ...]]]:
-    """Rows, invalid rows and the dates of valid rows, per file (unpersists on failure).
+def _counts_by_file(validated: DataFrame) -> dict[str, FileCounts]:
+    """Rows, invalid rows per reason (with one raw example) and valid dates, per file.
 
-    The dates let the MERGE scan only the partitions a batch can touch. One row per file
-    and date comes back: a log file spans few dates.
+    The dates let the MERGE scan only the partitions a batch can touch; the reasons feed
+    the batch's circuit breaker. One row per file and date or reason comes back: a log
+    file spans few dates and few reasons. Unpersists `validated` on failure.
     """
     valid_date = F.when(F.col(C.REASON).isNull(), F.col(C.EVENT_DATE))
     try:
         rows = (
-            validated.groupBy(C.SOURCE_FILE, valid_date.alias("date"))
-            .agg(F.count(F.lit(1)).alias("rows"), F.count(C.REASON).alias("bad"))
+            validated.groupBy(C.SOURCE_FILE, valid_date.alias("date"), C.REASON)
+            .agg(F.count(F.lit(1)).alias("rows"), F.min(C.RAW).alias("example"))
             .collect()
         )
     except Exception:
         validated.unpersist()
         raise
-    counts: dict[str, tuple[int, int, tuple[date, ...]]] = {}
-    for row in rows:
-        total, bad, dates = counts.get(row[C.SOURCE_FILE], (0, 0, ()))
-        dates = (*dates, row["date"]) if row["date"] is not None else dates
-        counts[row[C.SOURCE_FILE]] = (total + row["rows"], bad + row["bad"], dates)
-    return {
-        path: (total, bad, tuple(sorted(dates))) for path, (total, bad, dates) in counts.items()
-    }
+    counts: dict[str, FileCounts] = {}
+    for row in sorted(rows, key=lambda r: (r[C.SOURCE_FILE], str(r["date"]), str(r[C.REASON]))):
+        c = counts.setdefault(row[C.SOURCE_FILE], FileCounts())
+        c.rows += row["rows"]
+        if row[C.REASON] is not None:
+            c.reasons.append((row[C.REASON], row["rows"], row["example"] or ""))
+        elif row["date"] is not None:
+            c.dates.append(row["date"])
+    return counts
 
 
-def _first_line(exc: BaseException) -> str:
+@dataclass
+class FileCounts:
+    """What the read pass counted in one file."""
+
+    rows: int = 0
+    reasons: list[tuple[str, int, str]] = field(default_factory=list)
+    dates: list[date] = field(default_factory=list)
+
+
+def first_line(exc: BaseException) -> str:
     """One line saying why a read failed, for the log and the ingest log.
 
     An error that PySpark passes on from the JVM unconverted says only which call failed

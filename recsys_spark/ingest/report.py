@@ -13,11 +13,13 @@ class FileOutcome:
     """What happened to one raw file in a batch."""
 
     file: SourceFile
-    status: str  # ingested | failed (ingest_log also says unreconciled: see runner)
+    status: str  # ingested | failed | parked (ingest_log also says refused, unreconciled)
     rows_read: int = 0
     rows_quarantined: int = 0
     error: str | None = None
     event_dates: tuple[date, ...] = ()  # dates of the file's valid events, sorted
+    reasons: tuple[tuple[str, int, str], ...] = ()  # (reason, rows, a raw example)
+    attempts: int = 1  # reads of this file so far, this one included
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class IngestReport:
     new_items: int = 0
     interactions_version: int | None = None
     problems: tuple[str, ...] = field(default=())
+    files_ignored: tuple[str, ...] = ()  # names that are not of ingest.format
+    files_parked: tuple[str, ...] = ()  # files given up on, still in the source
 
     @property
     def event_dates(self) -> tuple[date, ...]:
@@ -50,7 +54,17 @@ class IngestReport:
 
     @property
     def files_failed(self) -> int:
-        return sum(f.status == "failed" for f in self.files)
+        """Files of this batch that could not be read (parked ones included)."""
+        return sum(f.status in ("failed", "parked") for f in self.files)
+
+    def reason_counts(self) -> dict[str, tuple[int, str]]:
+        """Quarantined rows per reason over the batch, with one raw example each."""
+        totals: dict[str, tuple[int, str]] = {}
+        for f in self.files:
+            for reason, rows, example in f.reasons:
+                count, first = totals.get(reason, (0, example))
+                totals[reason] = (count + rows, first)
+        return totals
 
     @property
     def reconciled(self) -> bool:
@@ -69,4 +83,6 @@ class IngestReport:
             f"{self.rows_inserted} + duplicates in batch {self.duplicates_in_batch} + already "
             f"present {self.duplicates_existing} + quarantined {self.rows_quarantined}; "
             f"new users {self.new_users}, new items {self.new_items}"
+            + (f"; {len(self.files_parked)} parked files" if self.files_parked else "")
+            + (f"; {len(self.files_ignored)} files of another kind" if self.files_ignored else "")
         )

@@ -43,6 +43,9 @@ QUARANTINE = _schema(
     (C.REASON, _S, True),
     (C.RAW, _S, True),
     (C.QUARANTINED_AT, _TS, True),
+    # quarantined | refused (its batch was refused: its files are read again) |
+    # resolved (a replay under a corrected config stored the row). Null in older rows.
+    (C.STATUS, _S, True),
 )
 
 INGEST_LOG = _schema(
@@ -55,6 +58,7 @@ INGEST_LOG = _schema(
     ("rows_read", _L, True),
     ("rows_quarantined", _L, True),
     (C.INGESTED_AT, _TS, True),
+    ("attempts", _L, True),
 )
 
 INGEST_BATCHES = _schema(

@@ -141,7 +141,8 @@ def validate_events(
         F.col("_value_text").try_cast("double").alias(C.VALUE),
     )
     typed = parsed.select(
-        "*", _reason(weight_rule, min_ts, max_ts, list(event_weights)).alias(C.REASON)
+        "*",
+        _reason(weight_rule, min_ts, max_ts, list(event_weights), timestamp_format).alias(C.REASON),
     )
     return typed.select(
         C.USER_ID,
@@ -158,7 +159,9 @@ def validate_events(
     )
 
 
-def _reason(weight_rule: str, min_ts: datetime, max_ts: datetime, known: list[str]) -> Column:
+def _reason(
+    weight_rule: str, min_ts: datetime, max_ts: datetime, known: list[str], timestamp_format: str
+) -> Column:
     ts, value, value_text = F.col(C.EVENT_TS), F.col(C.VALUE), F.col("_value_text")
     event = F.col(C.EVENT_TYPE)
     reason = (
@@ -166,6 +169,8 @@ def _reason(weight_rule: str, min_ts: datetime, max_ts: datetime, known: list[st
         .when(_blank(F.col(C.USER_ID)), "missing_user_id")
         .when(_blank(F.col(C.ITEM_ID)), "missing_item_id")
         .when(_blank(F.col("_ts_text")), "missing_timestamp")
+        # An epoch number too large for a timestamp is out of range, not unparseable.
+        .when(ts.isNull() & _finite_epoch(timestamp_format), "timestamp_out_of_range")
         .when(ts.isNull(), "unparseable_timestamp")
         .when((ts < F.lit(min_ts)) | (ts > F.lit(max_ts)), "timestamp_out_of_range")
         .when(_blank(event), "missing_event_type")
@@ -177,6 +182,14 @@ def _reason(weight_rule: str, min_ts: datetime, max_ts: datetime, known: list[st
     if weight_rule != "event":
         reason = reason.when(value.isNull(), "missing_value")
     return reason
+
+
+def _finite_epoch(timestamp_format: str) -> Column:
+    """True for a raw timestamp that is a finite number read as epoch time."""
+    if timestamp_format == "iso":
+        return F.lit(False)
+    number = as_number(F.col("_ts_text"))
+    return number.isNotNull() & ~F.isnan(number) & (F.abs(number) < float("inf"))
 
 
 def event_key() -> Column:

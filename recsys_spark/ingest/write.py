@@ -52,7 +52,7 @@ def write_batch(
     `validated` is the persisted output of `read_validated` (None when no file could be
     read). Returns `report` with the written counts and any reconciliation problems.
     """
-    report = _write_quarantine(spark, storage, validated, report, now, full_refresh)
+    report = write_quarantine(spark, storage, validated, report, now, full_refresh)
     if validated is None:
         return report
     valid = validated.filter(F.col(C.REASON).isNull())
@@ -67,18 +67,22 @@ def write_batch(
     return _write_interactions(spark, storage, valid, report, now, full_refresh)
 
 
-def _write_quarantine(
+def write_quarantine(
     spark: SparkSession,
     storage: StorageConfig,
     validated: DataFrame | None,
     report: IngestReport,
     now: datetime,
     full_refresh: bool,
+    status: str = "quarantined",
 ) -> IngestReport:
+    """Replace the batch's quarantine rows (and those of unfinished or earlier failed
+    reads of its files) with its invalid rows and one row per unreadable file, marked
+    `status`; returns `report` with the count Delta wrote."""
     failed_rows = [
-        (report.batch_id, o.file.path, "unreadable_file", o.error, now)
+        (report.batch_id, o.file.path, "unreadable_file", o.error, now, status)
         for o in report.files
-        if o.status == "failed"
+        if o.status in ("failed", "parked")
     ]
     quarantine = spark.createDataFrame(failed_rows, schemas.QUARANTINE)
     if validated is not None:
@@ -88,6 +92,7 @@ def _write_quarantine(
             C.REASON,
             C.RAW,
             F.lit(now).alias(C.QUARANTINED_AT),
+            F.lit(status).alias(C.STATUS),
         )
         quarantine = bad.unionByName(quarantine)
     path = storage.table(tables.QUARANTINE)
@@ -96,7 +101,10 @@ def _write_quarantine(
             metrics = delta.overwrite(quarantine, path)
         else:
             metrics = delta.replace_where(
-                quarantine, path, _quarantine_condition(spark, storage, report)
+                quarantine,
+                path,
+                _quarantine_condition(spark, storage, report),
+                merge_schema=True,
             )
     # Delta's count of the rows it wrote: what is stored, not what we meant to store.
     quarantined = metrics.get("numOutputRows", 0) - len(failed_rows)
@@ -110,15 +118,24 @@ def _write_quarantine(
 def _quarantine_condition(spark: SparkSession, storage: StorageConfig, report: IngestReport) -> str:
     """The quarantine rows that this batch's rows replace.
 
-    Its own (a rerun of the same files), and those that a crashed run wrote for the same
-    files under another batch id: a batch that never finished has no `ingest_batches` row,
-    and its files come back in the next batch, perhaps with others beside them.
+    Its own (a rerun of the same files); those that a crashed run wrote for the same
+    files under another batch id (a batch that never finished has no `ingest_batches`
+    row, and its files come back in the next batch, perhaps with others beside them);
+    those of a refused batch of the same files; and the `unreadable_file` row of an
+    earlier failed read of a file (one row per file, however often it was tried).
     """
     condition = f"{C.BATCH_ID} = {delta.sql_string(report.batch_id)}"
     path, done_path = storage.table(tables.QUARANTINE), storage.table(tables.INGEST_BATCHES)
     if not delta.table_exists(spark, path):
         return condition
     paths = [o.file.path for o in report.files]
+    in_paths = ", ".join(delta.sql_string(p) for p in paths)
+    condition = (
+        f"{condition} OR ({C.SOURCE_FILE} IN ({in_paths}) AND "
+        f"({C.REASON} = 'unreadable_file' OR {C.STATUS} = 'refused'))"
+    )
+    if C.STATUS not in delta.read_table(spark, path).columns:  # a table from before status
+        condition = condition.replace(f" OR {C.STATUS} = 'refused'", "")
     unfinished = (
         delta.read_table(spark, path)
         .filter(F.col(C.SOURCE_FILE).isin(paths) & (F.col(C.BATCH_ID) != report.batch_id))
@@ -133,7 +150,6 @@ def _quarantine_condition(spark: SparkSession, storage: StorageConfig, report: I
         return condition
     log.info("replacing the quarantine rows of unfinished batches %s", ", ".join(ids))
     in_ids = ", ".join(delta.sql_string(i) for i in ids)
-    in_paths = ", ".join(delta.sql_string(p) for p in paths)
     return f"{condition} OR ({C.BATCH_ID} IN ({in_ids}) AND {C.SOURCE_FILE} IN ({in_paths}))"
 
 

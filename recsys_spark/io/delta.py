@@ -73,10 +73,17 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def replace_where(df: DataFrame, path: str, condition: str) -> dict[str, int]:
-    """Atomically replace the rows matching `condition` with `df` (an idempotent append)."""
+def replace_where(
+    df: DataFrame, path: str, condition: str, *, merge_schema: bool = False
+) -> dict[str, int]:
+    """Atomically replace the rows matching `condition` with `df` (an idempotent append).
+
+    `merge_schema` adds the columns of `df` that an older table lacks.
+    """
     before = table_version(df.sparkSession, path)
     writer = df.write.format("delta").mode("overwrite")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if before is not None:
         writer = writer.option("replaceWhere", condition)
     writer.save(path)
@@ -127,6 +134,30 @@ def insert_new(
             DeltaTable.forPath(spark, path)
             .alias("t")
             .merge(source.alias("s"), condition)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    return commit_metrics(spark, path, before)
+
+
+def upsert(
+    spark: SparkSession, source: DataFrame, path: str, key_columns: tuple[str, ...]
+) -> dict[str, int]:
+    """Insert or replace the rows of `source` by key (one commit; creates the table).
+
+    `source` must not repeat a key. Columns of `source` that an older table lacks are
+    added. Returns the commit's metrics.
+    """
+    if not table_exists(spark, path):
+        return append(source, path)
+    before = table_version(spark, path)
+    condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in key_columns)
+    with session_conf(spark, {"spark.databricks.delta.schema.autoMerge.enabled": "true"}):
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(source.alias("s"), condition)
+            .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
             .execute()
         )

@@ -8,6 +8,7 @@ record column, to be quarantined.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -31,12 +32,28 @@ class SourceFile:
     modified_at: datetime
 
 
-def list_source_files(spark: SparkSession, source: str) -> list[SourceFile]:
+# Compression suffixes Hadoop's codecs read: `events.csv.gz` is a CSV file.
+COMPRESSION_SUFFIXES = ("gz", "bz2", "deflate", "snappy", "zst", "lz4", "br", "xz")
+
+
+@dataclass(frozen=True)
+class SourceListing:
+    """The files a source holds: those to read, and those whose name says another kind."""
+
+    files: list[SourceFile]
+    ignored: list[SourceFile]
+
+
+def list_source_files(
+    spark: SparkSession, source: str, extensions: tuple[str, ...] = ()
+) -> SourceListing:
     """Every data file at `source` (a file, or a folder searched recursively), sorted by path.
 
     Hidden files and Spark/Hadoop markers (names starting with `.` or `_`) are skipped, and
     so is everything below a folder so named (`_temporary/`, `.staging/`, `_delta_log/`):
-    an upstream job's files in progress.
+    an upstream job's files in progress. In a folder, a file whose name does not end in
+    one of `extensions` (optionally followed by a compression suffix) is `ignored`; a
+    source that names one file reads it whatever its name. No `extensions`: every file.
     Works for any file system Hadoop knows (local paths, s3a://, abfss://, dbfs:/).
     """
     jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
@@ -57,12 +74,52 @@ def list_source_files(spark: SparkSession, source: str) -> list[SourceFile]:
             continue
         modified = datetime.fromtimestamp(status.getModificationTime() / 1000, tz=UTC)
         found.append(SourceFile(status.getPath().toString(), status.getLen(), modified))
-    return sorted(found, key=lambda f: f.path)
+    found.sort(key=lambda f: f.path)
+    if not extensions or not fs.getFileStatus(path).isDirectory():
+        return SourceListing(found, [])
+    wanted = has_extension(extensions)
+    return SourceListing(
+        [f for f in found if wanted(f.path)], [f for f in found if not wanted(f.path)]
+    )
+
+
+def has_extension(extensions: tuple[str, ...]):
+    """A test of a path: does its name end in `.<ext>` or `.<ext>.<compression>`?"""
+    endings = tuple(
+        f".{e}{suffix}".lower()
+        for e in extensions
+        for suffix in ("", *(f".{c}" for c in COMPRESSION_SUFFIXES))
+    )
+    return lambda path: path.rsplit("/", 1)[-1].lower().endswith(endings)
 
 
 def read_header(spark: SparkSession, path: str, delimiter: str) -> list[str]:
-    """The column names in the header line of the CSV file at `path` (reads one line)."""
-    return spark.read.option("header", True).option("sep", delimiter).csv(path).columns
+    """The column names in the header line of the CSV file at `path`.
+
+    Reads the first line straight from the file system (decompressing as Hadoop would by
+    the name's suffix), no Spark job: a batch checks every file's header before reading
+    any data. An empty file has no columns. Raises OSError/UnicodeDecodeError (or the
+    codec's error) when the file cannot be read as text.
+    """
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    stream = hpath.getFileSystem(hadoop_conf).open(hpath)
+    try:
+        codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(hadoop_conf).getCodec(
+            hpath
+        )
+        text = codec.createInputStream(stream) if codec is not None else stream
+        reader = jvm.java.io.BufferedReader(
+            jvm.java.io.InputStreamReader(text, jvm.java.nio.charset.StandardCharsets.UTF_8)
+        )
+        line = reader.readLine()
+    finally:
+        stream.close()
+    if line is None:
+        return []
+    line = str(line).lstrip("\ufeff")
+    return next(csv.reader([line], delimiter=delimiter), [])
 
 
 def read_raw_logs(

@@ -123,6 +123,9 @@ class Night:
                 rows_read=report.rows_read,
                 rows_inserted=report.rows_inserted,
                 rows_quarantined=report.rows_quarantined,
+                files_failed=report.files_failed,
+                files_parked=len(report.files_parked),
+                files_ignored=len(report.files_ignored),
             )
         failpoint("nightly.after_ingest")
 

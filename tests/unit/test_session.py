@@ -16,3 +16,14 @@ def test_the_session_is_utc_with_delta_and_quiet_about_deliberate_windows(
     manager = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager
     for name in QUIET_LOGGERS:
         assert str(manager.getLogger(name).getLevel()) == "ERROR"
+
+
+def test_task_failure_logs_are_silenced_only_inside_the_block(spark):
+    from recsys_spark.session import TASK_FAILURE_LOGGERS, quiet_task_failures
+
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    level = lambda: str(log4j.LogManager.getLogger(TASK_FAILURE_LOGGERS[0]).getLevel())  # noqa: E731
+    before = level()
+    with quiet_task_failures(spark):
+        assert level() == "OFF"
+    assert level() == before != "OFF"

@@ -22,12 +22,23 @@ def test_overlay_and_overrides_are_typed():
             "storage.root=/tmp/elsewhere",
             "spark.shuffle_partitions=8",
             "ingest.csv_header=false",
-            "ingest.csv_columns=[a, b, c]",
+            "ingest.csv_columns=[user_id, item_id, timestamp, event_type, value]",
         ],
     )
     assert cfg.storage.root == "/tmp/elsewhere"
     assert cfg.spark.shuffle_partitions == 8
-    assert cfg.ingest.csv_columns == ("a", "b", "c")
+    assert cfg.ingest.csv_columns == ("user_id", "item_id", "timestamp", "event_type", "value")
+
+
+def test_csv_columns_must_hold_every_mapped_column():
+    with pytest.raises(ConfigError, match="ingest.columns.value names column 'value'"):
+        load_config(
+            None,
+            [
+                "ingest.csv_header=false",
+                "ingest.csv_columns=[user_id, item_id, timestamp, event_type]",
+            ],
+        )
 
 
 def test_every_table_derives_from_the_storage_root():

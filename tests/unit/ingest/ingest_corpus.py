@@ -9,7 +9,7 @@ from delta.tables import DeltaTable
 
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.config import StorageConfig
+from recsys_spark.config import IngestConfig, StorageConfig
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 HEADER = "user_id,item_id,event_type,timestamp,value\n"
@@ -37,6 +37,12 @@ BAD = {
 
 
 DAY3 = ["u1,i9,view,2026-03-01T09:00:00Z,", "u9,i1,click,2026-03-02T09:00:00Z,1"]
+
+
+def corpus_config(source: object, **fields: object) -> IngestConfig:
+    """The ingest settings of the corpus tests: the circuit breaker off (a share of 1),
+    since these batches are mostly bad rows on purpose (test_ingest_operator checks it)."""
+    return IngestConfig(source=str(source), **{"max_quarantine_share": 1.0, **fields})
 
 
 def write_log(path: Path, lines: list[str], header: str = HEADER) -> Path:

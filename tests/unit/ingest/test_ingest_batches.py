@@ -12,9 +12,17 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.config import IngestConfig, StorageConfig
+from recsys_spark.config import StorageConfig
 from recsys_spark.ingest.runner import run_ingest
-from tests.unit.ingest.ingest_corpus import BAD, DAY3, GOOD, NOW, lake_snapshot, write_log
+from tests.unit.ingest.ingest_corpus import (
+    BAD,
+    DAY3,
+    GOOD,
+    NOW,
+    corpus_config,
+    lake_snapshot,
+    write_log,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +30,7 @@ def history(spark, tmp_path_factory):
     """Run the ingest steps once, in order, and keep what each step returned and left."""
     root = tmp_path_factory.mktemp("ingest")
     source = root / "logs"
-    cfg = IngestConfig(source=str(source))
+    cfg = corpus_config(source)
     storage = StorageConfig(root=str(root / "lake"))
     write_log(source / "day1.csv", GOOD + GOOD[:2] + list(BAD))
     steps = {}

@@ -9,27 +9,28 @@ import pytest
 
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.config import IngestConfig, StorageConfig
+from recsys_spark.config import StorageConfig
 from recsys_spark.ingest.runner import run_ingest
 from tests.unit.ingest.ingest_corpus import (
     BAD,
     DAY3,
     GOOD,
     NOW,
+    corpus_config,
     killed_step,
     lake_snapshot,
     write_log,
 )
 
 
-@pytest.mark.parametrize("crash_in", ["_write_interactions", "_write_logs"])
+@pytest.mark.parametrize("crash_in", ["_write_interactions", "write_logs"])
 def test_rerun_after_a_crash_converges_to_the_tables_of_a_clean_run(
     spark, tmp_path, monkeypatch, crash_in
 ):
     from recsys_spark.ingest import runner, write
 
     source = write_log(tmp_path / "logs" / "day1.csv", GOOD + GOOD[:2] + list(BAD))
-    cfg = IngestConfig(source=str(source))
+    cfg = corpus_config(source)
     clean = StorageConfig(root=str(tmp_path / "clean"))
     run_ingest(spark, cfg, clean, now=NOW)
     crashed = StorageConfig(root=str(tmp_path / "crashed"))
@@ -40,7 +41,7 @@ def test_rerun_after_a_crash_converges_to_the_tables_of_a_clean_run(
             run_ingest(spark, cfg, crashed, now=NOW)
     report = run_ingest(spark, cfg, crashed, now=NOW)
     # the crash before the logs left the events stored: the rerun finds them present
-    stored_before = 6 if crash_in == "_write_logs" else 0
+    stored_before = 6 if crash_in == "write_logs" else 0
     assert (report.rows_inserted, report.duplicates_existing) == (6 - stored_before, stored_before)
     assert report.reconciled
     got, want = lake_snapshot(spark, crashed), lake_snapshot(spark, clean)
@@ -56,7 +57,7 @@ def test_a_batch_that_does_not_reconcile_is_taken_again_by_the_next_run(
     from recsys_spark.errors import ReconciliationError
     from recsys_spark.ingest import runner
 
-    cfg = IngestConfig(source=str(write_log(tmp_path / "logs" / "day1.csv", GOOD)))
+    cfg = corpus_config(write_log(tmp_path / "logs" / "day1.csv", GOOD))
     storage = StorageConfig(root=str(tmp_path / "lake"))
     write_batch = runner.write_batch
 
@@ -82,7 +83,7 @@ def test_rerun_after_a_crash_with_a_new_file_beside_quarantines_each_bad_row_onc
 
     logs = tmp_path / "it's logs"  # a quote in the path: the condition quotes it
     write_log(logs / "day1.csv", GOOD + list(BAD))
-    cfg = IngestConfig(source=str(logs))
+    cfg = corpus_config(logs)
     storage = StorageConfig(root=str(tmp_path / "lake"))
 
     with monkeypatch.context() as patch:  # killed after the quarantine write
@@ -100,7 +101,7 @@ def test_rerun_after_a_crash_with_a_new_file_beside_quarantines_each_bad_row_onc
 def test_same_events_under_another_file_name_add_nothing(spark, tmp_path):
     source = tmp_path / "logs"
     write_log(source / "a.csv", GOOD)
-    cfg = IngestConfig(source=str(source))
+    cfg = corpus_config(source)
     storage = StorageConfig(root=str(tmp_path / "lake"))
     run_ingest(spark, cfg, storage, now=NOW)
     write_log(source / "b.csv", GOOD[::-1])
@@ -114,7 +115,7 @@ def test_file_names_that_need_uri_escaping_are_counted_per_file(spark, tmp_path)
     write_log(source / "day #1.csv", GOOD[:3] + list(BAD)[:1])
     write_log(source / "day 100%.csv", GOOD[3:])
     storage = StorageConfig(root=str(tmp_path / "lake"))
-    report = run_ingest(spark, IngestConfig(source=str(source)), storage, now=NOW)
+    report = run_ingest(spark, corpus_config(source), storage, now=NOW)
     assert report.reconciled and (report.rows_read, report.rows_inserted) == (7, 6)
     per_file = {Path(o.file.path).name: (o.rows_read, o.rows_quarantined) for o in report.files}
     assert per_file == {"day #1.csv": (4, 1), "day 100%.csv": (3, 0)}
@@ -129,7 +130,7 @@ def test_file_names_that_need_uri_escaping_are_counted_per_file(spark, tmp_path)
 def test_batch_of_only_invalid_rows_writes_quarantine_only(spark, tmp_path):
     path = write_log(tmp_path / "bad.csv", list(BAD))
     storage = StorageConfig(root=str(tmp_path / "lake"))
-    cfg = IngestConfig(source=str(path))
+    cfg = corpus_config(path)
     report = run_ingest(spark, cfg, storage, now=NOW)
     assert (report.rows_read, report.rows_inserted, report.rows_quarantined) == (11, 0, 11)
     assert report.reconciled

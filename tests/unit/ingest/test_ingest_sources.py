@@ -13,9 +13,9 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.config import ColumnMapping, IngestConfig, StorageConfig, load_config
+from recsys_spark.config import ColumnMapping, StorageConfig, load_config
 from recsys_spark.ingest.runner import run_ingest
-from tests.unit.ingest.ingest_corpus import GOOD, HEADER, NOW, write_log
+from tests.unit.ingest.ingest_corpus import GOOD, HEADER, NOW, corpus_config, write_log
 
 
 def test_deduplicate_keeps_one_row_per_key_from_the_first_file_by_name(spark):
@@ -66,7 +66,7 @@ def test_unreadable_file_is_recorded_and_the_others_still_load(spark, tmp_path):
     )
     good.coalesce(1).write.parquet(str(source / "good"))
     (source / "broken.parquet").write_bytes(b"PAR1 this is not parquet at all")
-    cfg = IngestConfig(source=str(source), format="parquet")
+    cfg = corpus_config(source, format="parquet")
     storage = StorageConfig(root=str(tmp_path / "lake"))
     report = run_ingest(spark, cfg, storage, now=NOW)
     assert (report.files_failed, report.rows_inserted, report.rows_read) == (1, 2, 2)
@@ -87,7 +87,7 @@ def test_csv_file_whose_header_disagrees_with_the_first_file_fails_alone(spark, 
     write_log(tmp_path / "logs" / "a.csv", GOOD[:2])
     reordered = "item_id,user_id,event_type,timestamp,value\n"
     write_log(tmp_path / "logs" / "b.csv", ["i7,u7,view,2026-01-05T10:00:00Z,"], header=reordered)
-    cfg = IngestConfig(source=str(tmp_path / "logs"))
+    cfg = corpus_config(tmp_path / "logs")
     storage = StorageConfig(root=str(tmp_path / "lake"))
     report = run_ingest(spark, cfg, storage, now=NOW)
     assert [(Path(o.file.path).name, o.status) for o in report.files] == [
@@ -109,7 +109,7 @@ def test_parquet_files_that_type_a_column_differently_load_together(spark, tmp_p
         ).coalesce(1).write.parquet(str(source / name))
     (source / "b" / "_temporary" / "0").mkdir(parents=True)  # an upstream write in progress
     (source / "b" / "_temporary" / "0" / "part-0.parquet").write_bytes(b"PAR1 half written")
-    cfg = IngestConfig(source=str(source), format="parquet")
+    cfg = corpus_config(source, format="parquet")
     storage = StorageConfig(root=str(tmp_path / "lake"))
     report = run_ingest(spark, cfg, storage, now=NOW)
     assert (len(report.files), report.files_failed, report.rows_inserted) == (2, 0, 2)
@@ -131,8 +131,8 @@ def test_parquet_ids_typed_as_floats_read_as_whole_numbers(spark, tmp_path):
     spark.createDataFrame(rows, "user_id double, item_id decimal(12,2), timestamp long").coalesce(
         1
     ).write.parquet(str(source))
-    cfg = IngestConfig(
-        source=str(source),
+    cfg = corpus_config(
+        source,
         format="parquet",
         columns=ColumnMapping(event_type="", value=""),
         default_event_type="view",
@@ -166,7 +166,7 @@ def test_json_lines_with_a_broken_line(spark, tmp_path):
         '"timestamp": 1767607200, "value": 2}\n'
     )
     storage = StorageConfig(root=str(tmp_path / "lake"))
-    report = run_ingest(spark, IngestConfig(source=str(path), format="json"), storage, now=NOW)
+    report = run_ingest(spark, corpus_config(path, format="json"), storage, now=NOW)
     assert (report.rows_read, report.rows_inserted, report.rows_quarantined) == (3, 2, 1)
     items = spark.read.format("delta").load(storage.table(tables.ITEM_INDEX)).collect()
     assert [r[C.ITEM_ID] for r in items] == ["17"]
@@ -175,7 +175,7 @@ def test_json_lines_with_a_broken_line(spark, tmp_path):
 def test_empty_file_ingests_nothing_and_reconciles(spark, tmp_path):
     path = write_log(tmp_path / "empty.csv", [], header=HEADER.rstrip("\n"))
     storage = StorageConfig(root=str(tmp_path / "lake"))
-    report = run_ingest(spark, IngestConfig(source=str(path)), storage, now=NOW)
+    report = run_ingest(spark, corpus_config(path), storage, now=NOW)
     assert (report.rows_read, report.rows_inserted) == (0, 0) and report.reconciled
 
 
@@ -197,9 +197,7 @@ def test_missing_source_is_a_clear_error(spark, tmp_path):
     from recsys_spark.errors import SourceError
 
     with pytest.raises(SourceError, match="source not found"):
-        run_ingest(
-            spark, IngestConfig(source=str(tmp_path / "nope")), StorageConfig(root=str(tmp_path))
-        )
+        run_ingest(spark, corpus_config(tmp_path / "nope"), StorageConfig(root=str(tmp_path)))
 
 
 assert os.sep == "/"  # paths in the expectations above are POSIX
@@ -210,7 +208,7 @@ def test_empty_source_folder_is_nothing_new_with_a_warning(spark, tmp_path, capl
     (tmp_path / "landing" / "_temporary" / "part-0.csv").write_text(HEADER)
     storage = StorageConfig(root=str(tmp_path / "lake"))
     with caplog.at_level("WARNING", logger="recsys_spark.ingest.runner"):
-        report = run_ingest(spark, IngestConfig(source=str(tmp_path / "landing")), storage)
+        report = run_ingest(spark, corpus_config(tmp_path / "landing"), storage)
     assert (report.batch_id, report.files_seen, report.rows_read) == (None, 0, 0)
     assert "no data files at" in caplog.text
-    assert not (tmp_path / "lake").exists()  # no table written
+    assert list((tmp_path / "lake").iterdir()) == []  # no table written, no probe left

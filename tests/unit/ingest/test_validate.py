@@ -63,6 +63,8 @@ def test_every_rule_names_its_reason(spark):
         ("u1", "i1", "yesterday", "view", None),
         ("u1", "i1", "1970-01-02T00:00:00Z", "view", None),
         ("u1", "i1", "4102444800", "view", None),  # 2100-01-01
+        ("u1", "i1", "99999999999999999", "view", None),  # no timestamp holds it
+        ("u1", "i1", "NaN", "view", None),
         ("u1", "i1", "2026-01-05T10:00:00Z", "", None),
         ("u1", "i1", "2026-01-05T10:00:00Z", "teleport", None),
         ("u1", "i1", "2026-01-05T10:00:00Z", "view", "lots"),
@@ -82,6 +84,8 @@ def test_every_rule_names_its_reason(spark):
         "unparseable_timestamp",
         "timestamp_out_of_range",
         "timestamp_out_of_range",
+        "timestamp_out_of_range",
+        "unparseable_timestamp",
         "missing_event_type",
         "unknown_event_type",
         "non_numeric_value",
