@@ -1,9 +1,11 @@
 """Ingest raw interaction logs into the Delta tables under the storage root.
 
     python jobs/ingest.py --conf conf/local.yml [--set ingest.source=/path] [--full-refresh]
+    python jobs/ingest.py --replay-quarantine [--reason unknown_event_type]
 
-Exit codes: 0 done (bad rows quarantined, unreadable files recorded), 1 the batch does
-not reconcile or no new file could be read, 2 bad configuration or source.
+Exit codes: 0 done (bad rows quarantined, unreadable files recorded or parked), 1 the
+batch does not reconcile or no new file could be read, 2 bad configuration or source, or
+a batch refused by the circuit breaker (ingest.max_quarantine_share).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from recsys_spark.cli import job_parser, run_job
+from recsys_spark.ingest.replay import run_replay
 from recsys_spark.ingest.runner import run_ingest
 
 
@@ -23,7 +26,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="rebuild interactions, quarantine and ingest logs from every source file",
     )
 
+    parser.add_argument(
+        "--replay-quarantine",
+        action="store_true",
+        help="re-validate quarantined rows under the current config and store those that pass",
+    )
+    parser.add_argument("--reason", help="with --replay-quarantine: only rows of this reason")
+
     def body(spark, cfg, args) -> None:
+        if args.replay_quarantine:
+            run_replay(spark, cfg.ingest, cfg.storage, reason=args.reason)
+            return
+        if args.reason:
+            parser.error("--reason goes with --replay-quarantine")
         run_ingest(
             spark, cfg.ingest, cfg.storage, full_refresh=args.full_refresh, require_readable=True
         )

@@ -85,8 +85,8 @@ def write_logs(
     full_refresh: bool,
     refused: str | None = None,
 ) -> None:
-    """One `ingest_log` row per file of the batch (replacing the file's earlier row) and
-    the batch's `ingest_batches` row (replacing a rerun's)."""
+    """One `ingest_log` row per file of the batch (replacing the file's earlier row),
+    then the batch's `ingest_batches` row."""
     file_rows = [
         (
             o.file.path,
@@ -102,36 +102,49 @@ def write_logs(
         )
         for o in report.files
     ]
-    problems = "; ".join((*report.problems, *([refused] if refused else []))) or None
-    batch_row = [
-        (
-            report.batch_id,
-            now,
-            len(report.files),
-            report.files_failed,
-            report.rows_read,
-            report.rows_inserted,
-            report.duplicates_in_batch,
-            report.duplicates_existing,
-            report.rows_quarantined,
-            report.new_users,
-            report.new_items,
-            report.interactions_version,
-            report.reconciled and not refused,
-            problems,
-        )
-    ]
     files = spark.createDataFrame(file_rows, schemas.INGEST_LOG)
-    batches = spark.createDataFrame(batch_row, schemas.INGEST_BATCHES)
-    log_path, batches_path = storage.table(tables.INGEST_LOG), storage.table(tables.INGEST_BATCHES)
+    log_path = storage.table(tables.INGEST_LOG)
     if full_refresh:
         delta.overwrite(files, log_path)
-        delta.overwrite(batches, batches_path)
-        return
-    delta.upsert(spark, files, log_path, (C.SOURCE_FILE,))
-    delta.replace_where(
-        batches, batches_path, f"{C.BATCH_ID} = {delta.sql_string(report.batch_id)}"
+    else:
+        delta.upsert(spark, files, log_path, (C.SOURCE_FILE,))
+    write_batch_row(spark, storage, report, now, full_refresh=full_refresh, refused=refused)
+
+
+def write_batch_row(
+    spark: SparkSession,
+    storage: StorageConfig,
+    report: IngestReport,
+    now: datetime,
+    *,
+    full_refresh: bool = False,
+    refused: str | None = None,
+) -> None:
+    """The batch's `ingest_batches` row (replacing a rerun's; the only one after a full
+    refresh)."""
+    problems = "; ".join((*report.problems, *([refused] if refused else []))) or None
+    row = (
+        report.batch_id,
+        now,
+        len(report.files),
+        report.files_failed,
+        report.rows_read,
+        report.rows_inserted,
+        report.duplicates_in_batch,
+        report.duplicates_existing,
+        report.rows_quarantined,
+        report.new_users,
+        report.new_items,
+        report.interactions_version,
+        report.reconciled and not refused,
+        problems,
     )
+    batches = spark.createDataFrame([row], schemas.INGEST_BATCHES)
+    path = storage.table(tables.INGEST_BATCHES)
+    if full_refresh:
+        delta.overwrite(batches, path)
+    else:
+        delta.replace_where(batches, path, f"{C.BATCH_ID} = {delta.sql_string(report.batch_id)}")
 
 
 def _file_status(status: str, report: IngestReport, refused: str | None) -> str:

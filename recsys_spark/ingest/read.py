@@ -87,7 +87,7 @@ def validated_with_counts(
         validated = validated_rows(spark, cfg, files, now, columns)
     with session_conf(spark, CACHE_SETTINGS):
         validated = validated.withColumn(ROW_ID, row_id()).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = _counts_by_file(validated)  # this pass also fills the cache
+        counts = counts_by_file(validated)  # this pass also fills the cache
     outcomes = []
     for f in files:
         c = counts.get(f.path, FileCounts())
@@ -120,21 +120,31 @@ def validated_rows(
     whose header disagrees with them fails the read.
     """
     mapping = cfg.columns
-    raw_columns = [
-        c
-        for c in (mapping.user, mapping.item, mapping.timestamp, mapping.event_type, mapping.value)
-        if c
-    ]
     raw = read_raw_logs(
         spark,
         [f.path for f in files],
         cfg.format,
-        raw_columns,
+        mapped_columns(cfg),
         csv_delimiter=cfg.csv_delimiter,
         csv_header=cfg.csv_header,
         file_columns=columns or file_columns(spark, cfg, files[0].path),
         id_columns=(mapping.user, mapping.item),
     )
+    return validate_raw(raw, cfg, now)
+
+
+def mapped_columns(cfg: IngestConfig) -> list[str]:
+    """The raw log's columns that `ingest.columns` maps, in the order user, item,
+    timestamp, event type, value."""
+    m = cfg.columns
+    return [c for c in (m.user, m.item, m.timestamp, m.event_type, m.value) if c]
+
+
+def validate_raw(
+    raw: DataFrame, cfg: IngestConfig, now: datetime, keep: tuple[str, ...] = ()
+) -> DataFrame:
+    """Validate raw rows (`read_raw_logs` columns) under `cfg`; `keep` is carried through."""
+    mapping = cfg.columns
     standard = standardize_raw(
         raw,
         user_col=mapping.user,
@@ -142,6 +152,7 @@ def validated_rows(
         timestamp_col=mapping.timestamp,
         event_type_col=mapping.event_type,
         value_col=mapping.value,
+        keep=keep,
     )
     return validate_events(
         standard,
@@ -153,6 +164,7 @@ def validated_rows(
         has_event_type=bool(mapping.event_type),
         weight_rule=cfg.weight_rule,
         value_threshold=cfg.value_threshold,
+        keep=keep,
     )
 
 
@@ -166,7 +178,7 @@ def file_columns(spark: SparkSession, cfg: IngestConfig, path: str) -> list[str]
     return list(cfg.csv_columns)
 
 
-def _counts_by_file(validated: DataFrame) -> dict[str, FileCounts]:
+def counts_by_file(validated: DataFrame) -> dict[str, FileCounts]:
     """Rows, invalid rows per reason (with one raw example) and valid dates, per file.
 
     The dates let the MERGE scan only the partitions a batch can touch; the reasons feed

@@ -44,8 +44,13 @@ def standardize_raw(
     timestamp_col: str,
     event_type_col: str = "",
     value_col: str = "",
+    keep: tuple[str, ...] = (),
 ) -> DataFrame:
-    """Rename the mapped raw columns to fixed internal names; "" maps to a null column."""
+    """Rename the mapped raw columns to fixed internal names; "" maps to a null column.
+
+    The columns named in `keep` are carried through unchanged (and through
+    `validate_events` given the same `keep`).
+    """
 
     def pick(name: str, alias: str) -> Column:
         return (F.col(f"`{name}`") if name else F.lit(None)).cast("string").alias(alias)
@@ -59,6 +64,7 @@ def standardize_raw(
         F.col(C.MALFORMED),
         F.col(C.RAW),
         F.col(C.SOURCE_FILE),
+        *keep,
     )
 
 
@@ -106,8 +112,10 @@ def validate_events(
     has_event_type: bool,
     weight_rule: str = "event",
     value_threshold: float = 0.0,
+    keep: tuple[str, ...] = (),
 ) -> DataFrame:
-    """Type and check standardized raw rows (see `standardize_raw`).
+    """Type and check standardized raw rows (see `standardize_raw`); `keep` carries
+    those columns through unchanged.
 
     Returns
     -------
@@ -132,6 +140,7 @@ def validate_events(
         C.MALFORMED,
         C.RAW,
         C.SOURCE_FILE,
+        *keep,
     )
     parsed = trimmed.select(
         "*",
@@ -156,6 +165,7 @@ def validate_events(
         C.REASON,
         F.when(F.col(C.REASON).isNotNull(), F.col(C.RAW)).alias(C.RAW),
         C.SOURCE_FILE,
+        *keep,
     )
 
 

@@ -55,6 +55,22 @@ def write_batch(
     report = write_quarantine(spark, storage, validated, report, now, full_refresh)
     if validated is None:
         return report
+    return write_events(spark, storage, validated, report, now, full_refresh)
+
+
+def write_events(
+    spark: SparkSession,
+    storage: StorageConfig,
+    validated: DataFrame,
+    report: IngestReport,
+    now: datetime,
+    full_refresh: bool,
+) -> IngestReport:
+    """Number the new ids of the valid rows of `validated`, then insert their new events.
+
+    `validated` is persisted with a `ROW_ID`. Returns `report` with the new ids, the
+    inserted rows and the duplicates.
+    """
     valid = validated.filter(F.col(C.REASON).isNull())
     with stage(log, "update user and item indices"):
         new_users = _update_index(
@@ -96,23 +112,29 @@ def write_quarantine(
         )
         quarantine = bad.unionByName(quarantine)
     path = storage.table(tables.QUARANTINE)
+    expected = sum(o.rows_quarantined for o in report.files)
     with stage(log, "write quarantine"):
         if full_refresh:
             metrics = delta.overwrite(quarantine, path)
         else:
-            metrics = delta.replace_where(
-                quarantine,
-                path,
-                _quarantine_condition(spark, storage, report),
-                merge_schema=True,
-            )
+            condition = _quarantine_condition(spark, storage, report)
+            # A first batch creates the table even when clean: its readers expect it.
+            exists = delta.table_exists(spark, path)
+            if expected or failed_rows or not exists or _holds_rows(spark, path, condition):
+                metrics = delta.replace_where(quarantine, path, condition, merge_schema=True)
+            else:  # a clean batch with nothing to take back: no commit at all
+                metrics = {}
     # Delta's count of the rows it wrote: what is stored, not what we meant to store.
     quarantined = metrics.get("numOutputRows", 0) - len(failed_rows)
-    expected = sum(o.rows_quarantined for o in report.files)
     problems = list(report.problems)
     if quarantined != expected:
         problems.append(f"{expected} invalid rows but {quarantined} written to quarantine")
     return replace(report, rows_quarantined=quarantined, problems=tuple(problems))
+
+
+def _holds_rows(spark: SparkSession, path: str, condition: str) -> bool:
+    """Whether the table at `path` has a row matching `condition`."""
+    return bool(delta.read_table(spark, path).filter(condition).limit(1).collect())
 
 
 def _quarantine_condition(spark: SparkSession, storage: StorageConfig, report: IngestReport) -> str:

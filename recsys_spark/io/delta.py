@@ -74,11 +74,17 @@ def sql_string(text: str) -> str:
 
 
 def replace_where(
-    df: DataFrame, path: str, condition: str, *, merge_schema: bool = False
+    df: DataFrame,
+    path: str,
+    condition: str,
+    *,
+    merge_schema: bool = False,
+    partition_by: tuple[str, ...] = (),
 ) -> dict[str, int]:
     """Atomically replace the rows matching `condition` with `df` (an idempotent append).
 
-    `merge_schema` adds the columns of `df` that an older table lacks.
+    A missing table is created with `df`'s rows (partitioned by `partition_by`), in the
+    same single commit. `merge_schema` adds the columns of `df` that an older table lacks.
     """
     before = table_version(df.sparkSession, path)
     writer = df.write.format("delta").mode("overwrite")
@@ -86,6 +92,8 @@ def replace_where(
         writer = writer.option("mergeSchema", "true")
     if before is not None:
         writer = writer.option("replaceWhere", condition)
+    elif partition_by:
+        writer = writer.partitionBy(*partition_by)
     writer.save(path)
     return commit_metrics(df.sparkSession, path, before)
 

@@ -107,14 +107,14 @@ def publish(
         *[F.col(f.name).cast(f.dataType).alias(f.name) for f in RECOMMENDATIONS_SCHEMA.fields],
         F.lit(run_date).alias(RUN_DATE),
     )
-    model = _single_model(rows)
-    delta.ensure_table(spark, rec_path, PUBLISHED_SCHEMA, partition_by=(RUN_DATE,))
-    delta.replace_where(rows, rec_path, _on_date(run_date))
+    model, n_rows, n_users = _single_model_counts(rows)
+    delta.replace_where(rows, rec_path, _on_date(run_date), partition_by=(RUN_DATE,))
     rec_version = delta.table_version(spark, rec_path)
     failpoint("publish.after_recommendations")
 
-    published = delta.read_table(spark, rec_path, version=rec_version)
-    tonight = published.filter(F.col(RUN_DATE) == F.lit(run_date))
+    tonight = delta.read_table(spark, rec_path, version=rec_version).filter(
+        F.col(RUN_DATE) == F.lit(run_date)
+    )
     # Against the logged dates: a later date a killed run left in `recommendations`
     # without its log row was never published.
     latest_moved = all(d <= run_date for d in _logged_dates(spark, log_path))
@@ -122,8 +122,6 @@ def publish(
         delta.overwrite(tonight, latest_path)
     failpoint("publish.after_latest")
 
-    counts = tonight.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(C.USER_ID).alias("users"))
-    n = counts.first()
     entry = spark.createDataFrame(
         [
             (
@@ -132,15 +130,14 @@ def publish(
                 model,
                 metric,
                 float(value),
-                int(n["users"]),
-                int(n["rows"]),
+                n_users,
+                n_rows,
                 int(rec_version or 0),
                 datetime.now(UTC),
             )
         ],
         PUBLISH_LOG_SCHEMA,
     )
-    delta.ensure_table(spark, log_path, PUBLISH_LOG_SCHEMA)
     delta.replace_where(entry, log_path, _on_date(run_date))
     versions = {
         tables.PUBLISHED_RECOMMENDATIONS: int(rec_version or 0),
@@ -149,7 +146,7 @@ def publish(
     latest_version = delta.table_version(spark, latest_path)
     if latest_version is not None:
         versions[tables.RECOMMENDATIONS_LATEST] = latest_version
-    return Publication(int(n["rows"]), int(n["users"]), versions, latest_moved)
+    return Publication(n_rows, n_users, versions, latest_moved)
 
 
 def withdraw_unfinished(spark: SparkSession, storage: StorageConfig, run_date: date) -> bool:
@@ -192,8 +189,14 @@ def _logged_dates(spark: SparkSession, log_path: str) -> set[date]:
     return {r[0] for r in delta.read_table(spark, log_path).select(RUN_DATE).collect()}
 
 
-def _single_model(lists: DataFrame) -> str:
-    models = [r[C.MODEL] for r in lists.select(C.MODEL).distinct().limit(2).collect()]
+def _single_model_counts(lists: DataFrame) -> tuple[str, int, int]:
+    """The one model of `lists`, its rows and users (one pass; ValueError for two models)."""
+    row = lists.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.countDistinct(C.USER_ID).alias("users"),
+        F.array_sort(F.collect_set(C.MODEL)).alias("models"),
+    ).first()
+    models = list(row["models"])
     if len(models) != 1:
         raise ValueError(f"publish one model's lists per run date; got models {models}")
-    return models[0]
+    return models[0], int(row["rows"]), int(row["users"])

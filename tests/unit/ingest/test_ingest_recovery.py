@@ -23,16 +23,26 @@ from tests.unit.ingest.ingest_corpus import (
 )
 
 
+@pytest.fixture(scope="module")
+def clean_run(spark, tmp_path_factory):
+    """The source of the crash tests and the lake an uninterrupted run makes of it."""
+    root = tmp_path_factory.mktemp("clean")
+    source = write_log(root / "logs" / "day1.csv", GOOD + GOOD[:2] + list(BAD))
+    clean = StorageConfig(root=str(root / "lake"))
+    run_ingest(spark, corpus_config(source), clean, now=NOW)
+    snapshot = lake_snapshot(spark, clean)
+    del snapshot["version"]
+    return source, snapshot
+
+
 @pytest.mark.parametrize("crash_in", ["_write_interactions", "write_logs"])
 def test_rerun_after_a_crash_converges_to_the_tables_of_a_clean_run(
-    spark, tmp_path, monkeypatch, crash_in
+    spark, tmp_path, monkeypatch, crash_in, clean_run
 ):
     from recsys_spark.ingest import runner, write
 
-    source = write_log(tmp_path / "logs" / "day1.csv", GOOD + GOOD[:2] + list(BAD))
+    source, want = clean_run
     cfg = corpus_config(source)
-    clean = StorageConfig(root=str(tmp_path / "clean"))
-    run_ingest(spark, cfg, clean, now=NOW)
     crashed = StorageConfig(root=str(tmp_path / "crashed"))
 
     with monkeypatch.context() as patch:
@@ -44,8 +54,8 @@ def test_rerun_after_a_crash_converges_to_the_tables_of_a_clean_run(
     stored_before = 6 if crash_in == "write_logs" else 0
     assert (report.rows_inserted, report.duplicates_existing) == (6 - stored_before, stored_before)
     assert report.reconciled
-    got, want = lake_snapshot(spark, crashed), lake_snapshot(spark, clean)
-    del got["version"], want["version"]
+    got = lake_snapshot(spark, crashed)
+    del got["version"]
     assert got == want
 
 
