@@ -75,7 +75,6 @@ def record_best(
     row = spark.createDataFrame(
         [(best.tuned_on, best.rank, best.reg_param, best.alpha, validation_ndcg, run_id)], SCHEMA
     )
-    delta.ensure_table(spark, path, SCHEMA)
     delta.replace_where(row, path, f"{TUNED_ON} = DATE'{best.tuned_on.isoformat()}'")
 
 

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark import tables
 from recsys_spark.config import AlsConfig, load_config
 from recsys_spark.ingest.schemas import INTERACTIONS
-from recsys_spark.io import delta
 from recsys_spark.models.als import als_ratings, fit_als, item_factors, user_factors
 from recsys_spark.models.fallback import recommend_with_fallback, users_by_source
 from recsys_spark.models.topn import recommend_for_all_users
@@ -123,69 +119,6 @@ def _interactions(spark: SparkSession, events: list[tuple[str, str, datetime]]):
         for k, (u, it, ts) in enumerate(events)
     ]
     return spark.createDataFrame(rows, INTERACTIONS)
-
-
-def test_train_job_writes_factors_recommendations_and_tuning(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    from recsys_spark.models.als_training import run_als
-
-    t0 = datetime(2026, 3, 1)
-    rng = np.random.default_rng(5)
-    events = []
-    for u in range(30):
-        group = u % 2
-        for i in rng.choice(10, size=6, replace=False):
-            events.append((f"u{u:02d}", f"i{group * 10 + int(i):02d}", t0 + timedelta(hours=u)))
-    events.append(("newbie", "i00", t0))  # 1 interaction < min_interactions: popularity
-    root = tmp_path / "lake"
-    delta.overwrite(_interactions(spark, events), f"{root.as_uri()}/{tables.INTERACTIONS}")
-    cfg = load_config(
-        None,
-        [
-            f"storage.root={root}",
-            "tracking.enabled=true",
-            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            "als.rank=4",
-            "als.max_iter=4",
-            "als.num_user_blocks=2",
-            "als.num_item_blocks=2",
-            "als.tuning.enabled=true",
-            "als.tuning.ranks=[4]",
-            "als.tuning.reg_params=[0.1]",
-            "als.tuning.alphas=[1.0, 10.0]",
-            "recommend.top_n=3",
-            "recommend.min_interactions=2",
-            "recommend.popularity_window_days=null",
-        ],
-    )
-    report = run_als(spark, cfg.als, cfg.recommend, cfg.tracking, cfg.storage)
-    recs = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
-    assert recs.filter(F.col(C.MODEL) != "als").count() == 0
-    assert recs.select(C.RUN_ID).distinct().collect()[0][0] == report.run_id
-    per_user = recs.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("n")).collect()
-    assert len(per_user) == 31 and {r["n"] for r in per_user} == {3}
-    newbie = recs.filter(F.col(C.USER_ID) == "newbie").orderBy(C.RANK).collect()
-    assert {r[C.SOURCE] for r in newbie} == {"popularity"}
-    assert "i00" not in {r[C.ITEM_ID] for r in newbie}
-    # Serving a subset: lists for exactly those users (the cold one from popularity).
-    serve = spark.createDataFrame([("u03",), ("newbie",)], f"{C.USER_ID} string")
-    untuned = replace(cfg.als, tuning=replace(cfg.als.tuning, enabled=False))
-    run_als(spark, untuned, cfg.recommend, cfg.tracking, cfg.storage, serve=serve)
-    subset = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
-    per_user = dict(subset.groupBy(C.USER_ID).agg(F.collect_set(C.SOURCE)).collect())
-    assert per_user == {"u03": ["model"], "newbie": ["popularity"]}
-    assert subset.count() == 6
-    seen = _pairs(spark, [(e[0], e[1]) for e in events])
-    assert recs.join(seen, on=[C.USER_ID, C.ITEM_ID], how="inner").count() == 0
-    assert report.users_by_source == {"model": 30, "popularity": 1, "users": 31}
-    assert len(report.tuning) == 2 and report.params.alpha in (1.0, 10.0)
-    best = max(report.tuning, key=lambda t: t["ndcg_at_10"])
-    assert report.params.alpha == best["alpha"]
-    uf = delta.read_table(spark, cfg.storage.table(tables.ALS_USER_FACTORS))
-    assert uf.count() == 31 and set(uf.columns) >= {C.USER_IDX, C.USER_ID, C.FEATURES, C.RUN_ID}
-    trials = delta.read_table(spark, cfg.storage.table(tables.ALS_TUNING))
-    assert trials.filter(F.col("best")).count() == 1
 
 
 def test_train_job_reports_missing_interactions(spark: SparkSession, tmp_path: Path) -> None:

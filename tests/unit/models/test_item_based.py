@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark import tables
-from recsys_spark.config import load_config
-from recsys_spark.ingest.schemas import INTERACTIONS
-from recsys_spark.io import delta
 from recsys_spark.models.item_based import item_based_lists, recommend_item_based, similar_items
 from recsys_spark.models.popularity import popular_items
 
@@ -216,84 +210,3 @@ def test_item_based_lists_fill_short_and_missing_lists_from_popularity(spark: Sp
         expected,
         ignore_nullable=True,  # mapInArrow and union outputs are nullable
     )
-
-
-def test_job_writes_tables_with_decayed_affinity(spark: SparkSession, tmp_path: Path) -> None:
-    from recsys_spark.similarity.item_models import run_similarity
-
-    t_ref = datetime(2026, 3, 10)
-    rng = np.random.default_rng(3)
-    events = []
-    for u in range(12):
-        for i in rng.choice(6, size=3, replace=False):
-            events.append(
-                (f"u{u:02d}", f"i{int(i)}", t_ref - timedelta(days=int(rng.integers(0, 20))))
-            )
-    events.append(("u00", "i9", t_ref))  # the newest event defines t_ref
-    events.append(("u99", "i8", t_ref - timedelta(days=1)))  # no co-occurrence: popularity
-    users = {u: k for k, u in enumerate(sorted({e[0] for e in events}))}
-    items = {it: k for k, it in enumerate(sorted({e[1] for e in events}))}
-    rows = [
-        (f"e{k}", u, it, users[u], items[it], "view", ts, ts.date(), None, 1.0, "f", "b", ts)
-        for k, (u, it, ts) in enumerate(events)
-    ]
-    root = tmp_path / "lake"
-    delta.overwrite(
-        spark.createDataFrame(rows, INTERACTIONS), f"{root.as_uri()}/{tables.INTERACTIONS}"
-    )
-    cfg = load_config(
-        None,
-        [
-            f"storage.root={root}",
-            "similarity.measures=[cosine]",
-            "similarity.min_support=1",
-            "similarity.half_life_days=7",
-            "similarity.top_n=2",
-            "similarity.similar_items_n=2",
-        ],
-    )
-    report = run_similarity(spark, cfg.similarity, cfg.recommend, cfg.storage, run_id="r1")
-    # Reference: decayed affinity x cosine on the binary matrix.
-    n_u, n_i = len(users), len(items)
-    weights = np.zeros((n_u, n_i))
-    binary = np.zeros((n_u, n_i))
-    for u, it, ts in events:
-        weights[users[u], items[it]] += 0.5 ** ((t_ref - ts).total_seconds() / (7 * 86400))
-        binary[users[u], items[it]] = 1
-    co = binary.T @ binary
-    counts = np.diag(co)
-    sim = co / np.sqrt(np.outer(counts, counts))
-    np.fill_diagonal(sim, 0)
-    item_ids = sorted(items, key=items.get)
-    expected = _reference_top_n(weights, sim, item_ids, sorted(users, key=users.get), 2)
-    recs = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
-    assert {(r[0], r[1]) for r in recs.select(C.MODEL, C.RUN_ID).distinct().collect()} == {
-        ("item_cosine", "r1")
-    }
-    # Every user gets top_n items; the model's rows come first and match the reference.
-    per_user = recs.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("n"), F.max(C.RANK).alias("r"))
-    assert {(r["n"], r["r"]) for r in per_user.collect()} == {(2, 2)}
-    assert per_user.count() == len(users)
-    assert report.users_by_source["cosine"]["users"] == len(users)
-    u99 = recs.filter(F.col(C.USER_ID) == "u99").select(C.SOURCE, C.ITEM_ID).collect()
-    assert {r[C.SOURCE] for r in u99} == {"popularity"} and "i8" not in {r[C.ITEM_ID] for r in u99}
-    model_rows = recs.filter(F.col(C.SOURCE) == "model")
-    assert_approx_df_equality(
-        model_rows.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE).orderBy(C.USER_ID, C.RANK),
-        spark.createDataFrame(expected, RECS_SCHEMA).orderBy(C.USER_ID, C.RANK),
-        precision=1e-9,
-        ignore_nullable=True,  # Delta reads every column back as nullable
-    )
-    sims = delta.read_table(spark, cfg.storage.table(tables.ITEM_SIMILARITY))
-    assert sims.filter(F.col(C.RUN_ID) != "r1").count() == 0
-    assert report.similarity_rows == sims.count() == int((sim > 0).sum())
-    similar = delta.read_table(spark, cfg.storage.table(tables.SIMILAR_ITEMS))
-    assert similar.groupBy(C.ITEM_ID).count().agg(F.max("count")).first()[0] == 2
-
-    # Serving a subset: the same lists for those users, no rows for anyone else.
-    full = {tuple(r) for r in recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE).collect()}
-    serve = spark.createDataFrame([("u99",), ("u00",), ("u00",)], f"{C.USER_ID} string")
-    run_similarity(spark, cfg.similarity, cfg.recommend, cfg.storage, run_id="r2", serve=serve)
-    subset = delta.read_table(spark, cfg.storage.table(tables.MODEL_RECOMMENDATIONS))
-    got = {tuple(r) for r in subset.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE).collect()}
-    assert got == {row for row in full if row[0] in ("u99", "u00")}
