@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -41,7 +42,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from recsys_spark import columns as C  # noqa: E402
 from recsys_spark import tables  # noqa: E402
 from recsys_spark.cli import job_parser, parse_job_args  # noqa: E402
-from recsys_spark.config import AppConfig, StorageConfig  # noqa: E402
+from recsys_spark.config import AppConfig, IngestConfig, StorageConfig  # noqa: E402
 from recsys_spark.data.splits import random_split_per_user, split_summary  # noqa: E402
 from recsys_spark.evaluation.model_eval import evaluate_lists, most_popular_lists  # noqa: E402
 from recsys_spark.evaluation.offline import (  # noqa: E402
@@ -51,11 +52,13 @@ from recsys_spark.evaluation.offline import (  # noqa: E402
 )
 from recsys_spark.ingest.runner import run_ingest  # noqa: E402
 from recsys_spark.io import delta  # noqa: E402
+from recsys_spark.io.files import list_source_files  # noqa: E402
 from recsys_spark.models.affinity import user_item_affinity  # noqa: E402
 from recsys_spark.models.lists import write_recommendations  # noqa: E402
 from recsys_spark.session import get_spark  # noqa: E402
 
 TOP_N = 10
+DEFAULT_ROOT = "/tmp/recsys-bench/quality"  # the benchmark's own lake: rebuilt at will
 COLUMNS = ("map", "ndcg_at_10", "precision_at_10", "recall_at_10", "catalog_coverage")
 # ../shared/BASELINES.md: MAP, NDCG@10, P@10, R@10, catalogue coverage (None: not given).
 PUBLISHED = {
@@ -132,6 +135,16 @@ def als_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
     return {"als": recommend}
 
 
+def foreign_files(spark, ingest: IngestConfig, storage: StorageConfig) -> list[str]:
+    """Files the lake under `storage` ingested that are not files of `ingest.source`."""
+    log_path = storage.table(tables.INGEST_LOG)
+    if not delta.table_exists(spark, log_path):
+        return []
+    wanted = {f.path for f in list_source_files(spark, ingest.source).files}
+    stored = delta.read_table(spark, log_path).select(C.SOURCE_FILE).distinct().collect()
+    return sorted(r[0] for r in stored if r[0] not in wanted)
+
+
 def print_table(measured: dict[str, dict[str, float]]) -> None:
     names = ["MAP", "NDCG@10", "P@10", "R@10", "coverage"]
     rows = [(f"{m} (this run)", [v.get(c) for c in COLUMNS]) for m, v in measured.items()]
@@ -151,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_job_args(parser, argv)
     storage = cfg.storage
     if not any(o.startswith("storage.root=") for o in args.overrides):
-        storage = StorageConfig(root="/tmp/recsys-bench/quality")
+        storage = StorageConfig(root=DEFAULT_ROOT)
     tracking = cfg.tracking
     if not any(o.startswith("tracking.") for o in args.overrides):
         tracking = replace(tracking, enabled=False)
@@ -165,10 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark(replace(cfg.spark, app_name="bench-quality", log_level="ERROR"))
     timings: dict[str, float] = {}
     interactions_path = storage.table(tables.INTERACTIONS)
-    if not delta.table_exists(spark, interactions_path):
-        start = time.perf_counter()
-        run_ingest(spark, cfg.ingest, storage)
-        timings["ingest_s"] = time.perf_counter() - start
+    others = foreign_files(spark, cfg.ingest, storage)
+    if others:
+        if storage.root != DEFAULT_ROOT:
+            print(
+                f"refused: the lake at {storage.root} holds files of another source "
+                f"({others[0]}, ...): point storage.root elsewhere or delete it"
+            )
+            return 2
+        print(f"rebuilding {DEFAULT_ROOT}: it was built from another source ({others[0]}, ...)")
+        shutil.rmtree(DEFAULT_ROOT)
+    start = time.perf_counter()
+    run_ingest(spark, cfg.ingest, storage)  # nothing new when the lake holds this source
+    timings["ingest_s"] = time.perf_counter() - start
     interactions = delta.read_table(spark, interactions_path)
     train_path = storage.table(tables.EVAL_TRAIN)
     test_path = storage.table(tables.EVAL_TEST)

@@ -60,7 +60,7 @@ def pieces(spark, source: Path, work: Path) -> dict[str, Callable[[], object]]: 
     from recsys_spark.io.files import list_source_files
 
     cfg = IngestConfig(source=str(source))
-    files = list_source_files(spark, cfg.source)
+    files = list_source_files(spark, cfg.source).files
     now = datetime.now(UTC).replace(microsecond=0)
     # The write pieces read the valid rows, cached as the job caches its batch. Spark
     # shares a cache entry between equal plans: this one must not equal the plan that the

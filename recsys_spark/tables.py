@@ -27,12 +27,14 @@ SIMILAR_ITEMS = "similar_items"
 # Standalone evaluation (recsys_spark.evaluation.offline): the split, the models' lake
 # `<root>/holdout/` trained on its training side only, and the most-popular baseline.
 EVAL_TRAIN = "eval_train"
+EVAL_SPLIT = "eval_split"  # the split's fingerprint, written after the split's tables
 EVAL_TEST = "eval_test"
 HOLDOUT = "holdout"
 EVAL_RECOMMENDATIONS = "eval_recommendations"
 # The nightly (recsys_spark.pipeline): per-run-date working tables under
 # <root>/nightly/run_date=<date>/ ...
 NIGHTLY = "nightly"
+NIGHT_INPUTS = "night_inputs"  # per run date: the interactions version its first attempt read
 HOLDOUT_PAIRS = "holdout_pairs"  # the chronological holdout's pairs, role validation / test
 HOLDOUT_HYBRID = "holdout_hybrid"  # the hybrid's lists on the holdout
 FINAL_RECOMMENDATIONS = "final_recommendations"  # the champion refitted, before publishing

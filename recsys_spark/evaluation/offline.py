@@ -14,6 +14,8 @@ The sequence (`jobs/evaluate.py`):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from urllib.parse import urlparse
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from recsys_spark import columns as C
 from recsys_spark import tables
@@ -61,6 +64,15 @@ def split_pairs(pairs: DataFrame, cfg: EvaluationConfig) -> tuple[DataFrame, Dat
     return leave_last_k_out(pairs, k=cfg.leave_k, ts_col=C.LAST_TS, min_train=cfg.min_train)
 
 
+SPLIT_SCHEMA = T.StructType(
+    [
+        T.StructField("fingerprint", T.StringType(), False),
+        T.StructField("interactions_version", T.LongType(), True),
+        T.StructField("settings", T.StringType(), False),
+    ]
+)
+
+
 def split_description(cfg: EvaluationConfig) -> dict[str, Any]:
     """The split's kind and the parameters that define it (for metrics.json)."""
     if cfg.split == "random":
@@ -70,12 +82,39 @@ def split_description(cfg: EvaluationConfig) -> dict[str, Any]:
     return {"kind": "leave_last_k_out", "k": cfg.leave_k, "min_train": cfg.min_train}
 
 
+def split_fingerprint(evaluation: EvaluationConfig, interactions_version: int | None) -> str:
+    """What a split is made of: its settings and the interactions version it was cut from."""
+    text = json.dumps(
+        {**split_description(evaluation), "interactions_version": interactions_version},
+        sort_keys=True,
+    )
+    return hashlib.md5(text.encode()).hexdigest()[:16]
+
+
+def stored_fingerprint(spark: SparkSession, storage: StorageConfig) -> str | None:
+    """The fingerprint of the split under `storage`, or None (no split, or an unfinished one)."""
+    path = storage.table(tables.EVAL_SPLIT)
+    if not delta.table_exists(spark, path):
+        return None
+    row = delta.read_table(spark, path).first()
+    return row["fingerprint"] if row is not None else None
+
+
 def prepare_split(
     spark: SparkSession, evaluation: EvaluationConfig, storage: StorageConfig
 ) -> dict[str, int]:
-    """Split the interactions' pairs; write eval_train, eval_test and the holdout lake."""
+    """Split the interactions' pairs; write eval_train, eval_test and the holdout lake.
+
+    The split's fingerprint (`eval_split`) is emptied first and written last: a split cut
+    short by a crash has none, and is cut again by the next evaluation.
+    """
     path = storage.table(tables.INTERACTIONS)
     interactions = delta.read_required(spark, path)
+    version = delta.table_version(spark, path)
+    interactions = delta.read_table(spark, path, version=version)
+    marker = storage.table(tables.EVAL_SPLIT)
+    if delta.table_exists(spark, marker):
+        delta.overwrite(spark.createDataFrame([], SPLIT_SCHEMA), marker)
     affinity = user_item_affinity(interactions)
     train, test = split_pairs(affinity, evaluation)
     with stage(log, f"{evaluation.split} split"):
@@ -90,7 +129,10 @@ def prepare_split(
             train_events.select(*interactions.columns), holdout.table(tables.INTERACTIONS)
         )
     summary = split_summary(train, delta.read_table(spark, storage.table(tables.EVAL_TEST)))
-    log.info("split: %s", summary)
+    fingerprint = split_fingerprint(evaluation, version)
+    row = (fingerprint, version, json.dumps(split_description(evaluation), sort_keys=True))
+    delta.overwrite(spark.createDataFrame([row], SPLIT_SCHEMA), marker)
+    log.info("split %s of interactions version %s: %s", fingerprint, version, summary)
     log.info("train models on the holdout lake: --set storage.root=%s", holdout.root)
     return summary
 
@@ -129,9 +171,19 @@ def run_evaluation(
     run_id = run_id or uuid.uuid4().hex
     train_path = storage.table(tables.EVAL_TRAIN)
     test_path = storage.table(tables.EVAL_TEST)
-    missing = not (delta.table_exists(spark, train_path) and delta.table_exists(spark, test_path))
+    source = storage.table(tables.INTERACTIONS)
+    expected = split_fingerprint(evaluation, delta.table_version(spark, source))
+    stored = stored_fingerprint(spark, storage)
+    if not prepare and not evaluation.resplit and stored != expected:
+        log.info(
+            "split %s: cutting it again (%s)",
+            expected,
+            "none stored"
+            if stored is None
+            else f"the stored one, {stored}, is of other settings or another interactions version",
+        )
     summary = None
-    if prepare or evaluation.resplit or missing:
+    if prepare or evaluation.resplit or stored != expected:
         summary = prepare_split(spark, evaluation, storage)
     if prepare:
         return {"split": {**split_description(evaluation), "summary": summary}}

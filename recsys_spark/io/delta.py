@@ -112,39 +112,23 @@ def append(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> dict
 
 
 def insert_new(
-    spark: SparkSession,
-    source: DataFrame,
-    path: str,
-    key_columns: tuple[str, ...],
-    *,
-    source_is_cached: bool = False,
-    target_filter: str | None = None,
+    spark: SparkSession, source: DataFrame, path: str, key_columns: tuple[str, ...]
 ) -> dict[str, int]:
     """MERGE `source` into the table at `path`, inserting only rows whose key is new.
 
     Rows whose key already exists are left alone, so re-running the same source adds
-    nothing. `source` must not repeat a key. With `source_is_cached` (the caller persisted
-    a deterministic `source`), Delta skips its own copy of the source. `target_filter`, a
-    SQL condition on the target's partition columns (alias `t`) that holds for every
-    target row a source row could match, limits the scan and the conflict check of the
-    MERGE to those partitions. Returns the MERGE commit's metrics (numSourceRows,
-    numTargetRowsInserted, ...); {} if nothing committed.
+    nothing. `source` must not repeat a key. Returns the MERGE commit's metrics
+    (numSourceRows, numTargetRowsInserted, ...); {} if nothing committed.
     """
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in key_columns)
-    if target_filter:
-        condition = f"{condition} AND ({target_filter})"
     before = table_version(spark, path)
-    settings: dict[str, str] = {}
-    if source_is_cached:
-        settings["spark.databricks.delta.merge.materializeSource"] = "none"
-    with session_conf(spark, settings):
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(source.alias("s"), condition)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(source.alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
     return commit_metrics(spark, path, before)
 
 

@@ -1,4 +1,5 @@
-"""One nightly at a time per storage root: an exclusive lock file next to the tables.
+"""One writer at a time per storage root (a nightly, or the ingest job): an exclusive
+lock file next to the tables.
 
 The lock is `<root>/_locks/nightly.lock`, created exclusively: `O_CREAT | O_EXCL` on a
 local root (atomic in the kernel), Hadoop's `create(overwrite=false)` elsewhere (atomic
@@ -65,8 +66,8 @@ def acquire(spark: SparkSession, storage: StorageConfig, *, run_date: str) -> Ru
             store.delete()
             continue
         raise LockHeldError(
-            f"another nightly holds {store.uri} ({holder or 'owner unreadable'}) and must "
-            "finish first; if that run is dead on another host, delete the file and rerun"
+            f"another nightly or ingest holds {store.uri} ({holder or 'owner unreadable'}) and "
+            "must finish first; if that run is dead on another host, delete the file and rerun"
         )
     raise LockHeldError(f"could not take {store.uri}: another run took it at the same time")
 

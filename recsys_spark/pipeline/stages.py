@@ -34,7 +34,7 @@ from recsys_spark.io import delta
 from recsys_spark.logs import get_logger
 from recsys_spark.models.affinity import user_item_affinity
 from recsys_spark.models.hybrid import blend_ranked_lists
-from recsys_spark.pipeline import schedule
+from recsys_spark.pipeline import inputs, schedule
 from recsys_spark.pipeline.champion import (
     choose_champion,
     metric_cutoff,
@@ -133,11 +133,13 @@ class Night:
         """Freeze the events up to the run date and split the chronological holdout."""
         with self.tracker.stage("snapshot") as m:
             source = self.cfg.storage.table(tables.INTERACTIONS)
-            version = delta.table_version(self.spark, source)
-            if version is None:
+            newest = delta.table_version(self.spark, source)
+            if newest is None:
                 raise MissingInputError(f"no interactions table at {source}")
+            raw, version, pinned = self._pinned_input(source, newest)
             self.versions[f"input.{tables.INTERACTIONS}"] = version
-            raw = delta.read_table(self.spark, source, version=version)
+            self.tracker.set_tags({"input_pinned_by_first_attempt": str(pinned).lower()})
+            m.update(interactions_version=version, input_pinned=float(pinned))
             self._write(events_as_of(raw, self.run_date), self.storage.table(tables.INTERACTIONS))
             train, held = chronological_holdout(
                 self._read(self.storage.table(tables.INTERACTIONS)),
@@ -155,6 +157,35 @@ class Night:
                 )
             )
             check_holdout(m, self.run_date, self.cut)
+
+    def _pinned_input(self, source: str, newest: int) -> tuple[DataFrame, int, bool]:
+        """`interactions` at the version this date's first attempt read (a rerun), or at
+        `newest`, recorded as the date's input (a first attempt)."""
+        pinned = inputs.pinned_version(self.spark, self.cfg.storage, self.run_date)
+        if pinned is None:
+            inputs.pin_version(self.spark, self.cfg.storage, self.run_date, newest, self.run_id)
+            return delta.read_table(self.spark, source, version=newest), newest, False
+        try:
+            raw = delta.read_table(self.spark, source, version=pinned)
+        except Exception as exc:  # noqa: BLE001 - vacuumed away: the newest is all there is
+            log.warning(
+                "interactions version %d, read by the first attempt of %s, is gone (%s); "
+                "reading version %d",
+                pinned,
+                self.run_date,
+                str(exc).splitlines()[0][:200],
+                newest,
+            )
+            return delta.read_table(self.spark, source, version=newest), newest, False
+        if pinned != newest:
+            log.info(
+                "rerun of %s: interactions read at version %d, as its first attempt did; "
+                "the %d newer versions wait for the next night",
+                self.run_date,
+                pinned,
+                newest - pinned,
+            )
+        return raw, pinned, True
 
     def holdout_models(self) -> None:
         """Every model fitted on the holdout's training side, lists `candidate_depth` deep

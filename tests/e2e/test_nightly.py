@@ -182,8 +182,25 @@ def test_kill_9_mid_publish_then_rerun_matches_an_uninterrupted_night(
     assert versions(spark, cfg)[tables.RECOMMENDATIONS_LATEST] is None
     assert versions(spark, cfg)[tables.PUBLISH_LOG] is None
 
+    # Late events land before the rerun: every user saw the most recommended item. The
+    # rerun reads interactions at the version the killed attempt read, so they wait.
+    pinned = delta.table_version(spark, cfg.storage.table(tables.INTERACTIONS))
+    top_item = recs[C.ITEM_ID].value_counts().index[0]
+    stored = delta.read_table(spark, cfg.storage.table(tables.INTERACTIONS))
+    item_index = {r[0]: r[1] for r in stored.select(C.ITEM_ID, C.ITEM_IDX).distinct().collect()}
+    late = (
+        stored.filter(F.col(C.EVENT_DATE) < F.lit(RUN_DATE))
+        .dropDuplicates([C.USER_ID])
+        .withColumn(C.EVENT_ID, F.concat(F.lit("late-"), F.col(C.USER_ID)))
+        .withColumn(C.ITEM_ID, F.lit(top_item))
+        .withColumn(C.ITEM_IDX, F.lit(item_index[top_item]))
+    )
+    delta.append(late, cfg.storage.table(tables.INTERACTIONS))
+
     rerun = run_night(spark, cfg, RUN_DATE)  # takes over the dead run's lock
     assert rerun.published is not None
+    [pin] = delta.read_table(spark, cfg.storage.table(tables.NIGHT_INPUTS)).collect()
+    assert (pin["run_date"], pin["interactions_version"]) == (RUN_DATE, pinned)
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)

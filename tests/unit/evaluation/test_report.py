@@ -1,15 +1,22 @@
-"""jobs/evaluate.py end to end on a tiny lake: split, baseline, report files, MLflow."""
+"""The offline evaluation's report and split (the job end to end: tests/e2e/test_jobs.py)."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
+import pytest
 from pyspark.sql import SparkSession
 
+from recsys_spark import tables
+from recsys_spark.config import load_config
+from recsys_spark.evaluation import offline
 from recsys_spark.evaluation.report import format_table, render_html
 from recsys_spark.ingest.schemas import INTERACTIONS
+from recsys_spark.io import delta
+from tests.unit.ingest.ingest_corpus import killed_step
 
 
 def tiny_interactions(spark: SparkSession):
@@ -41,3 +48,25 @@ def test_format_table_and_html_without_models() -> None:
     assert lines[3].split()[0] == "long_name" and lines[3].split()[2] == "-"
     doc = {"run_id": "x", "ks": [10], "k": 10, "models": {}, "split": {"kind": "random"}}
     assert "<h1>" in render_html(doc)
+
+
+def test_a_split_carries_the_fingerprint_of_its_settings_and_source(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    cfg = load_config(None, [f"storage.root={tmp_path / 'lake'}"])
+    source = cfg.storage.table(tables.INTERACTIONS)
+    delta.overwrite(tiny_interactions(spark), source)
+    offline.prepare_split(spark, cfg.evaluation, cfg.storage)
+    version = delta.table_version(spark, source)
+    stored = offline.stored_fingerprint(spark, cfg.storage)
+    assert stored == offline.split_fingerprint(cfg.evaluation, version)
+    # other settings, or newer interactions, make another split
+    assert stored != offline.split_fingerprint(replace(cfg.evaluation, seed=7), version)
+    assert stored != offline.split_fingerprint(cfg.evaluation, version + 1)
+    # a split cut short keeps no fingerprint: the next evaluation cuts it again
+    monkeypatch.setattr(offline, "split_summary", killed_step)
+    with pytest.raises(RuntimeError, match="killed"):
+        offline.prepare_split(spark, replace(cfg.evaluation, seed=7), cfg.storage)
+    assert offline.stored_fingerprint(spark, cfg.storage) is None

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from delta.tables import DeltaTable
-
 from recsys_spark import columns as C
 from recsys_spark import tables
 from recsys_spark.config import IngestConfig, StorageConfig
+from recsys_spark.io import delta
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 HEADER = "user_id,item_id,event_type,timestamp,value\n"
@@ -60,9 +59,7 @@ def lake_snapshot(spark, storage: StorageConfig) -> dict:
     read = lambda name: spark.read.format("delta").load(storage.table(name))  # noqa: E731
     return {
         "interactions": read(tables.INTERACTIONS).count(),
-        "version": DeltaTable.forPath(spark, storage.table(tables.INTERACTIONS))
-        .history(1)
-        .first()["version"],
+        "version": delta.table_version(spark, storage.table(tables.INTERACTIONS)),
         "users": {
             r[0]: r[1] for r in read(tables.USER_INDEX).select(C.USER_ID, C.USER_IDX).collect()
         },

@@ -402,3 +402,21 @@ def test_night_measures_add_the_hybrids_once() -> None:
     assert fits.night_measures(cfg) == ("cosine", "jaccard", "llr")
     cfg = load_config(None, ["similarity.measures=[jaccard]", "nightly.hybrid_measure=jaccard"])
     assert fits.night_measures(cfg) == ("jaccard",)
+
+
+# ---------------------------------------------------------------- pinned inputs
+
+
+def test_a_date_keeps_the_input_version_its_first_attempt_recorded(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from recsys_spark.pipeline import inputs
+
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
+    assert inputs.pinned_version(spark, storage, d1) is None
+    inputs.pin_version(spark, storage, d1, 7, "first")
+    inputs.pin_version(spark, storage, d1, 9, "rerun")  # a rerun never moves the pin
+    inputs.pin_version(spark, storage, d2, 9, "next")
+    assert inputs.pinned_version(spark, storage, d1) == 7
+    assert inputs.pinned_version(spark, storage, d2) == 9
