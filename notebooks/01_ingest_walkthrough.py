@@ -33,7 +33,7 @@ write_sample(
 
 # COMMAND ----------
 
-# MAGIC %md ## 2. Ingest: validate, quarantine, deduplicate, index, MERGE
+# MAGIC %md ## 2. Ingest: validate, quarantine, deduplicate, index, append the new events
 
 # COMMAND ----------
 

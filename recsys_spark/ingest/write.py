@@ -117,7 +117,7 @@ def write_quarantine(
         if full_refresh:
             metrics = delta.overwrite(quarantine, path)
         else:
-            condition = _quarantine_condition(spark, storage, report)
+            condition = _quarantine_condition(report)
             # A first batch creates the table even when clean: its readers expect it.
             exists = delta.table_exists(spark, path)
             if expected or failed_rows or not exists or _holds_rows(spark, path, condition):
@@ -137,42 +137,19 @@ def _holds_rows(spark: SparkSession, path: str, condition: str) -> bool:
     return bool(delta.read_table(spark, path).filter(condition).limit(1).collect())
 
 
-def _quarantine_condition(spark: SparkSession, storage: StorageConfig, report: IngestReport) -> str:
-    """The quarantine rows that this batch's rows replace.
+def _quarantine_condition(report: IngestReport) -> str:
+    """The quarantine rows that this batch's rows replace: its own (a rerun of the same
+    files) and every earlier row of its files.
 
-    Its own (a rerun of the same files); those that a crashed run wrote for the same
-    files under another batch id (a batch that never finished has no `ingest_batches`
-    row, and its files come back in the next batch, perhaps with others beside them);
-    those of a refused batch of the same files; and the `unreadable_file` row of an
-    earlier failed read of a file (one row per file, however often it was tried).
+    A file is in a batch because it was never read in full: its earlier rows are those of
+    a crashed run (no `ingest_batches` row; its files come back in the next batch, perhaps
+    with others beside them), of a refused batch, of an earlier failed read (its one
+    `unreadable_file` row), or of an older version of the file, whose rows the new read
+    quarantines again. Nothing is read to decide it.
     """
     condition = f"{C.BATCH_ID} = {delta.sql_string(report.batch_id)}"
-    path, done_path = storage.table(tables.QUARANTINE), storage.table(tables.INGEST_BATCHES)
-    if not delta.table_exists(spark, path):
-        return condition
-    paths = [o.file.path for o in report.files]
-    in_paths = ", ".join(delta.sql_string(p) for p in paths)
-    condition = (
-        f"{condition} OR ({C.SOURCE_FILE} IN ({in_paths}) AND "
-        f"({C.REASON} = 'unreadable_file' OR {C.STATUS} = 'refused'))"
-    )
-    if C.STATUS not in delta.read_table(spark, path).columns:  # a table from before status
-        condition = condition.replace(f" OR {C.STATUS} = 'refused'", "")
-    unfinished = (
-        delta.read_table(spark, path)
-        .filter(F.col(C.SOURCE_FILE).isin(paths) & (F.col(C.BATCH_ID) != report.batch_id))
-        .select(C.BATCH_ID)
-        .distinct()
-    )
-    if delta.table_exists(spark, done_path):
-        done = delta.read_table(spark, done_path).select(C.BATCH_ID)
-        unfinished = unfinished.join(done, on=C.BATCH_ID, how="left_anti")
-    ids = sorted(r[0] for r in unfinished.collect())  # one row per crashed batch
-    if not ids:
-        return condition
-    log.info("replacing the quarantine rows of unfinished batches %s", ", ".join(ids))
-    in_ids = ", ".join(delta.sql_string(i) for i in ids)
-    return f"{condition} OR ({C.BATCH_ID} IN ({in_ids}) AND {C.SOURCE_FILE} IN ({in_paths}))"
+    in_paths = ", ".join(delta.sql_string(o.file.path) for o in report.files)
+    return f"{condition} OR {C.SOURCE_FILE} IN ({in_paths})" if in_paths else condition
 
 
 def _update_index(
