@@ -1,7 +1,8 @@
 """The ingest logs: `ingest_log` (one row per source file, its latest state) and
 `ingest_batches` (one row per batch).
 
-A file is keyed by its path; its row says what the latest read of it did:
+A file is keyed by its path (a batch replaces its files' rows); its row says what the
+latest read of it did:
 - `ingested`: its rows are stored; the file is not read again while its size and
   modification time stay the same;
 - `failed`: it could not be read; it is read again by the next run, `attempts` counting
@@ -106,8 +107,10 @@ def write_logs(
     log_path = storage.table(tables.INGEST_LOG)
     if full_refresh:
         delta.overwrite(files, log_path)
-    else:
-        delta.upsert(spark, files, log_path, (C.SOURCE_FILE,))
+    else:  # each file's earlier row replaced by its new one, in one commit
+        in_paths = ", ".join(delta.sql_string(o.file.path) for o in report.files)
+        condition = f"{C.SOURCE_FILE} IN ({in_paths})"
+        delta.replace_where(files, log_path, condition, merge_schema=True)
     write_batch_row(spark, storage, report, now, full_refresh=full_refresh, refused=refused)
 
 

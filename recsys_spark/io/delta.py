@@ -132,30 +132,6 @@ def insert_new(
     return commit_metrics(spark, path, before)
 
 
-def upsert(
-    spark: SparkSession, source: DataFrame, path: str, key_columns: tuple[str, ...]
-) -> dict[str, int]:
-    """Insert or replace the rows of `source` by key (one commit; creates the table).
-
-    `source` must not repeat a key. Columns of `source` that an older table lacks are
-    added. Returns the commit's metrics.
-    """
-    if not table_exists(spark, path):
-        return append(source, path)
-    before = table_version(spark, path)
-    condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in key_columns)
-    with session_conf(spark, {"spark.databricks.delta.schema.autoMerge.enabled": "true"}):
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(source.alias("s"), condition)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-    return commit_metrics(spark, path, before)
-
-
 @contextmanager
 def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
     """Apply SQL `settings` for the duration of the block, then restore the previous ones."""
