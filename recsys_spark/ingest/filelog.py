@@ -108,8 +108,7 @@ def write_logs(
     if full_refresh:
         delta.overwrite(files, log_path)
     else:  # each file's earlier row replaced by its new one, in one commit
-        in_paths = ", ".join(delta.sql_string(o.file.path) for o in report.files)
-        condition = f"{C.SOURCE_FILE} IN ({in_paths})"
+        condition = delta.sql_in(C.SOURCE_FILE, [o.file.path for o in report.files])
         delta.replace_where(files, log_path, condition, merge_schema=True)
     write_batch_row(spark, storage, report, now, full_refresh=full_refresh, refused=refused)
 

@@ -148,8 +148,8 @@ def _quarantine_condition(report: IngestReport) -> str:
     quarantines again. Nothing is read to decide it.
     """
     condition = f"{C.BATCH_ID} = {delta.sql_string(report.batch_id)}"
-    in_paths = ", ".join(delta.sql_string(o.file.path) for o in report.files)
-    return f"{condition} OR {C.SOURCE_FILE} IN ({in_paths})" if in_paths else condition
+    paths = [o.file.path for o in report.files]
+    return f"{condition} OR {delta.sql_in(C.SOURCE_FILE, paths)}" if paths else condition
 
 
 def _update_index(

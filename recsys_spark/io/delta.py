@@ -73,6 +73,11 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def sql_in(column: str, values: list[str]) -> str:
+    """`column IN ('a', 'b')` with each value quoted as a SQL string literal."""
+    return f"{column} IN ({', '.join(sql_string(v) for v in values)})"
+
+
 def replace_where(
     df: DataFrame,
     path: str,
