@@ -11,7 +11,7 @@ JARS_STAMP := jars/.resolved
 VENV_STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv jars sample-data ingest demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
+.PHONY: help setup venv jars sample-data ingest maintain demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
 
 help: ## list every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,9 @@ sample-data: setup ## generate the built-in sample interaction log into data/sam
 
 ingest: setup ## ingest the configured source into the Delta tables under storage.root
 	$(PY) jobs/ingest.py --conf $(CONF) $(SET)
+
+maintain: setup ## OPTIMIZE and VACUUM every table under storage.root (maintenance.retention_hours)
+	$(PY) jobs/maintain.py --conf $(CONF) $(SET)
 
 DEMO_ROOT ?= data/lake
 # The built-in sample spans sample.start_date + sample.days: 2026-01-01 .. 2026-04-30.
@@ -100,8 +103,9 @@ bench-nightly: setup ## the nightly end to end at 0.5M, 2M and 8M events: stage 
 bench-cluster: setup wheel ## the sample nightly in local mode beside the 2-worker standalone cluster
 	$(PY) benchmarks/bench_cluster.py $(BENCH_ARGS)
 
-bench-ingest: setup ## ingest of a generated 5M-event CSV vs a plain CSV -> Delta write
+bench-ingest: setup ## ingest vs a plain CSV -> Delta write: 5M generated events, and a 100K-event 22-year backfill
 	$(PY) benchmarks/bench_ingest.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_ingest.py --backfill $(BENCH_ARGS)
 
 bench-ingest-floors: setup ## each piece of the ingest alone (read, validate, cache, write) vs the plain write, warm JVM
 	$(PY) benchmarks/ingest_floors.py $(BENCH_ARGS)

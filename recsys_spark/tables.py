@@ -44,6 +44,8 @@ PUBLISHED_RECOMMENDATIONS = "recommendations"
 RECOMMENDATIONS_LATEST = "recommendations_latest"
 PUBLISH_LOG = "publish_log"  # one row per published run date: champion, gate metric, versions
 ALS_BEST_PARAMS = "als_best_params"  # tuned ALS parameters per tuning date (the schedule)
+# Maintenance (recsys_spark.pipeline.maintain): one row per table and maintenance run.
+MAINTENANCE_LOG = "maintenance_log"
 
 # Model names in the `model` column of the recommendations tables.
 ALS = "als"

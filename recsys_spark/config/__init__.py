@@ -21,6 +21,7 @@ from recsys_spark.config.sections_pipeline import (
     EVALUATION_SPLITS,
     NIGHTLY_GATE_METRICS,
     EvaluationConfig,
+    MaintenanceConfig,
     NightlyConfig,
 )
 from recsys_spark.config.sections_runtime import SparkConfig, StorageConfig, TrackingConfig
@@ -39,6 +40,7 @@ __all__ = [
     "ColumnMapping",
     "ConfigError",
     "EvaluationConfig",
+    "MaintenanceConfig",
     "IngestConfig",
     "NightlyConfig",
     "RecommendConfig",

@@ -23,7 +23,11 @@ import yaml
 
 from recsys_spark.config.sections_data import IngestConfig, SampleConfig
 from recsys_spark.config.sections_models import AlsConfig, RecommendConfig, SimilarityConfig
-from recsys_spark.config.sections_pipeline import EvaluationConfig, NightlyConfig
+from recsys_spark.config.sections_pipeline import (
+    EvaluationConfig,
+    MaintenanceConfig,
+    NightlyConfig,
+)
 from recsys_spark.config.sections_runtime import SparkConfig, StorageConfig, TrackingConfig
 from recsys_spark.errors import ConfigError
 
@@ -51,6 +55,7 @@ class AppConfig:
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
 
 
 def load_config(

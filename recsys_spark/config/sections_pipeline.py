@@ -87,3 +87,27 @@ class NightlyConfig:
             raise ConfigError("nightly.hybrid_weights: list weights of ALS in [0, 1]")
         if not math.isfinite(self.gate_tolerance):
             raise ConfigError("nightly.gate_tolerance must be a number")
+
+
+# Delta's default `delta.deletedFileRetentionDuration` (7 days): VACUUM keeps every file
+# that a version of the last week still reads, and so does our maintenance at least.
+DELTA_DEFAULT_RETENTION_HOURS = 168
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    """Table maintenance (jobs/maintain.py, and the night's `maintain` stage when due):
+    OPTIMIZE, then VACUUM with `retention_hours`, of every table under the storage root."""
+
+    every_days: int = 7
+    retention_hours: int = DELTA_DEFAULT_RETENTION_HOURS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.every_days, bool) or self.every_days < 0:
+            raise ConfigError("maintenance.every_days must be an integer >= 0 (0 = never)")
+        if self.retention_hours < DELTA_DEFAULT_RETENTION_HOURS:
+            raise ConfigError(
+                f"maintenance.retention_hours must be at least {DELTA_DEFAULT_RETENTION_HOURS} "
+                f"(Delta's default safety interval; reruns and readers of older versions need "
+                f"their files), got {self.retention_hours}"
+            )

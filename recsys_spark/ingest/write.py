@@ -26,14 +26,19 @@ from recsys_spark.logs import get_logger, stage
 
 log = get_logger(__name__)
 
+# The interactions table's layout: not partitioned, liquid-clustered by event date. A
+# night's batch appends a file or two, a 20-year backfill as few (date partitions made one
+# file per day and task); readers of a date window skip files by their event_date range,
+# which OPTIMIZE (jobs/maintain.py) keeps narrow by clustering. BENCHMARKS.md has the
+# figures of the layouts measured.
+CLUSTER_BY = (C.EVENT_DATE,)
 # Settings of the interactions writes. Delta keeps min/max statistics of these columns
 # only (it defaults to the first 32; applies to a new table): the ones that readers filter
-# on. Statistics and Parquet dictionaries of near-unique columns (event_id, event_ts)
-# save nothing and cost more to build than the rest of the write.
+# on, the clustering column first. Statistics and Parquet dictionaries of near-unique
+# columns (event_id, event_ts) save nothing and cost more to build than the rest.
+STATS_COLUMNS = (C.EVENT_DATE, C.EVENT_TS, C.USER_IDX, C.ITEM_IDX, C.BATCH_ID, C.INGESTED_AT)
 WRITE_SETTINGS = {
-    "spark.databricks.delta.properties.defaults.dataSkippingStatsColumns": ",".join(
-        (C.EVENT_TS, C.USER_IDX, C.ITEM_IDX, C.BATCH_ID, C.INGESTED_AT)
-    ),
+    "spark.databricks.delta.properties.defaults.dataSkippingStatsColumns": ",".join(STATS_COLUMNS),
     f"parquet.enable.dictionary#{C.EVENT_ID}": "false",
     f"parquet.enable.dictionary#{C.EVENT_TS}": "false",
 }
@@ -266,18 +271,34 @@ def _write_events(
     full_refresh: bool,
 ) -> tuple[dict[str, int], Observation | None]:
     """Write the batch's events in one commit; returns the commit metrics, and for an
-    incremental batch the count of the events it meant to insert (new keys only)."""
-    by_date = (C.EVENT_DATE,)
+    incremental batch the count of the events it meant to insert (new keys only).
+
+    A new table gets its clustering in a second, metadata-only commit after the data
+    (Delta cannot create a clustered table from a DataFrame write); a table of the older
+    layout, partitioned by date, keeps it until a full refresh rebuilds it (data, then
+    its statistics columns, then the clustering: three commits).
+    """
     if not written:
         return {}, None
     with delta.session_conf(spark, WRITE_SETTINGS):
+        exists = delta.table_exists(spark, path)
+        if full_refresh and exists and delta.clustering_columns(spark, path) == list(CLUSTER_BY):
+            # Every row replaced in one commit that keeps the clustering (an overwrite
+            # would drop it).
+            return delta.replace_where(events, path, "true"), None
         if full_refresh:
-            return delta.overwrite(events, path, by_date), None
-        if not delta.table_exists(spark, path):
-            # Nothing stored yet, so nothing to deduplicate against: a plain partitioned
-            # write, which also creates the table, in one commit.
-            return delta.append(events, path, by_date), None
-        return _append_new_events(spark, events, path, dates)
+            metrics = delta.overwrite(events, path)
+            if exists:  # a table of the older layout: its statistics lacked the date
+                stats = {"delta.dataSkippingStatsColumns": ",".join(STATS_COLUMNS)}
+                delta.set_properties(spark, path, stats)
+        elif not exists:
+            # Nothing stored yet, so nothing to deduplicate against: a plain write, which
+            # also creates the table.
+            metrics = delta.append(events, path)
+        else:
+            return _append_new_events(spark, events, path, dates)
+        delta.cluster_by(spark, path, CLUSTER_BY)
+        return metrics, None
 
 
 def _observed_rows(observation: Observation) -> int:
@@ -297,10 +318,11 @@ def _append_new_events(
 ) -> tuple[dict[str, int], Observation]:
     """Append the batch's events whose (event_date, event_id) is not stored yet.
 
-    Only the partitions of the batch's dates are read (all of them when there are no
-    dates: rows from paths the listing spelt differently). An append, not a MERGE: one
-    writer at a time holds the storage root (the ingest job and the night take its
-    lock), and an insert-only MERGE did the same anti-join at twice the cost.
+    Only the files whose event_date range meets the batch's dates are read (every file
+    when there are no dates: rows from paths the listing spelt differently). An append,
+    not a MERGE: one writer at a time holds the storage root (the ingest job and the
+    night take its lock), and an insert-only MERGE did the same anti-join at twice the
+    cost.
     """
     stored = delta.read_table(spark, path).select(C.EVENT_DATE, C.EVENT_ID)
     if dates:

@@ -68,6 +68,38 @@ def overwrite(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> d
     return commit_metrics(df.sparkSession, path, before)
 
 
+def clustering_columns(spark: SparkSession, path: str) -> list[str]:
+    """The liquid-clustering columns of the table at `path` (empty when it has none)."""
+    return list(DeltaTable.forPath(spark, path).detail().first()["clusteringColumns"] or [])
+
+
+def cluster_by(spark: SparkSession, path: str, columns: tuple[str, ...]) -> bool:
+    """Make the unpartitioned table at `path` liquid-clustered by `columns` (one metadata
+    commit, none when it already is); returns whether it is clustered by them now.
+
+    Clustering applies to the files OPTIMIZE rewrites from then on. A partitioned table
+    cannot be clustered: it is left as it is (False).
+    """
+    if clustering_columns(spark, path) == list(columns):
+        return True
+    if DeltaTable.forPath(spark, path).detail().first()["partitionColumns"]:
+        return False
+    names = ", ".join(f"`{c}`" for c in columns)
+    spark.sql(f"ALTER TABLE {_sql_table(path)} CLUSTER BY ({names})")
+    return True
+
+
+def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
+    """Set table properties of the table at `path` (one metadata commit)."""
+    pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in properties.items())
+    spark.sql(f"ALTER TABLE {_sql_table(path)} SET TBLPROPERTIES ({pairs})")
+
+
+def _sql_table(path: str) -> str:
+    """The table at `path` as a SQL identifier."""
+    return "delta.`" + path.replace("`", "``") + "`"
+
+
 def sql_string(text: str) -> str:
     """`text` as a Spark SQL string literal (for a `replaceWhere` condition)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -17,7 +17,10 @@ the night's MLflow run; `recsys_spark.pipeline.stages.Night` has one method per 
 7. final_models: the champion refitted on every event up to the run date, lists
    completed from the popularity ranking so every user has `recommend.top_n` items;
 8. publish: `recommendations` (partition run_date = D), `recommendations_latest` and
-   `publish_log` (recsys_spark/pipeline/publish.py).
+   `publish_log` (recsys_spark/pipeline/publish.py);
+9. maintain, when `maintenance.every_days` have passed since the last one: OPTIMIZE and
+   VACUUM of every table under the root (recsys_spark/pipeline/maintain.py), after the
+   night's table versions are recorded and whether or not the gate passed.
 
 A refused gate publishes nothing (the previous lists stay live); a failure in any stage
 leaves every published table at its last good version.
@@ -97,6 +100,7 @@ def _run_stages(night: Night) -> NightReport:
     versions = night.working_versions()
     tracker = night.tracker
     tracker.set_tags({f"table_version.{k}": str(v) for k, v in versions.items()})
+    night.maintain()
     files = {k: str(v) for k, v in night.doc.get("report", {}).items()}
     tracker.log_artifacts(
         [Path(files[k]) for k in ("metrics_json", "html") if k in files], "report"

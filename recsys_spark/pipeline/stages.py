@@ -54,6 +54,7 @@ from recsys_spark.pipeline.holdout import (
     holdout_cut,
 )
 from recsys_spark.pipeline.lineage import NightTracker
+from recsys_spark.pipeline.maintain import last_maintained, maintain_lake, maintenance_due
 from recsys_spark.pipeline.publish import (
     Publication,
     last_published,
@@ -404,6 +405,22 @@ class Night:
             m.update(rows=self.published.rows, users=self.published.users)
             self.versions.update({f"output.{k}": v for k, v in self.published.versions.items()})
         return self.published
+
+    def maintain(self) -> None:
+        """OPTIMIZE and VACUUM every table of the lake when `maintenance.every_days` have
+        passed since the last maintenance (recsys_spark.pipeline.maintain)."""
+        every = self.cfg.maintenance.every_days
+        last = last_maintained(self.spark, self.cfg.storage)
+        if not maintenance_due(last, self.run_date, every):
+            log.info("table maintenance not due (last %s, every %d days)", last, every)
+            return
+        with self.tracker.stage("maintain") as m:
+            done = maintain_lake(self.spark, self.cfg.storage, self.cfg.maintenance, self.run_date)
+            m.update(
+                tables=len(done),
+                files_compacted=sum(t.files_compacted for t in done),
+                files_deleted=sum(t.files_deleted for t in done),
+            )
 
     # ------------------------------------------------------------------ helpers
 

@@ -25,6 +25,7 @@ TINY = [
     "als.rank=8",
     "als.max_iter=5",
     "nightly.tune_every_days=0",
+    "maintenance.every_days=0",
     "similarity.measures=[jaccard]",
     "evaluation.diversity_max_users=50",
 ]

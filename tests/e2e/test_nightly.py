@@ -55,6 +55,7 @@ def overrides(root: Path, source: Path) -> list[str]:
         "nightly.candidate_depth=15",
         "nightly.hybrid_weights=[0.0,0.5,1.0]",
         "nightly.holdout_days=14",
+        "maintenance.every_days=0",  # the first night below maintains; the others need not
     ]
 
 
@@ -84,7 +85,7 @@ def versions(spark: SparkSession, cfg: AppConfig) -> dict[str, int | None]:
 
 @pytest.fixture(scope="module")
 def first_night(spark: SparkSession, sample: Path, tmp_path_factory: pytest.TempPathFactory):
-    cfg = config(tmp_path_factory.mktemp("night_a"), sample)
+    cfg = config(tmp_path_factory.mktemp("night_a"), sample, "maintenance.every_days=7")
     return cfg, run_night(spark, cfg, RUN_DATE)
 
 
@@ -114,6 +115,17 @@ def test_night_publishes_a_full_list_for_every_user(spark: SparkSession, first_n
     assert Path(report.report["html"]).is_file() and Path(report.report["metrics_json"]).is_file()
 
 
+def test_a_first_night_maintains_every_table_of_the_lake(spark: SparkSession, first_night) -> None:
+    cfg, _ = first_night
+    log = delta.read_table(spark, cfg.storage.table(tables.MAINTENANCE_LOG)).collect()
+    maintained = {r["table"] for r in log}
+    assert {tables.INTERACTIONS, tables.PUBLISHED_RECOMMENDATIONS, tables.PUBLISH_LOG} <= maintained
+    assert not any(t.startswith(tables.NIGHTLY) for t in maintained)
+    assert {r["run_date"] for r in log} == {RUN_DATE}
+    path = cfg.storage.table(tables.INTERACTIONS)
+    assert delta.clustering_columns(spark, path) == [C.EVENT_DATE]
+
+
 def test_night_is_one_mlflow_parent_with_a_child_per_stage(first_night) -> None:
     import mlflow
 
@@ -136,7 +148,7 @@ def test_night_is_one_mlflow_parent_with_a_child_per_stage(first_night) -> None:
     )
     stages = {c.info.run_name for c in children}
     assert {"ingest", "snapshot", "holdout_models", "candidates", "evaluation", "gate",
-            "final_models", "publish"} <= stages  # fmt: skip
+            "final_models", "publish", "maintain"} <= stages  # fmt: skip
     artifacts = {a.path for a in client.list_artifacts(report.run_id)}
     assert {"config.json", "report"} <= artifacts
 

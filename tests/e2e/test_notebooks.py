@@ -31,6 +31,7 @@ TINY = [
     "evaluation.diversity_max_users=20",
     "nightly.candidate_depth=15",
     "nightly.hybrid_weights=[0.0,0.5,1.0]",
+    "maintenance.every_days=0",
 ]
 
 

@@ -3,6 +3,7 @@ new dates, a full refresh."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -111,10 +112,13 @@ def test_full_refresh_rebuilds_the_same_tables_in_one_commit_each(history):
     assert snap["version"] == before["version"] + 1
 
 
-def test_interactions_are_partitioned_by_event_date_with_typed_columns(spark, history):
+def test_interactions_are_clustered_by_event_date_with_typed_columns(spark, history):
     storage = history[1]
     detail = DeltaTable.forPath(spark, storage.table(tables.INTERACTIONS)).detail().first()
-    assert detail["partitionColumns"] == [C.EVENT_DATE]
+    assert (detail["partitionColumns"], detail["clusteringColumns"]) == ([], [C.EVENT_DATE])
+    # four batches over five event dates (and a full refresh): a file or two per write,
+    # where date partitions made one per date and batch
+    assert detail["numFiles"] <= 2
     df = spark.read.format("delta").load(storage.table(tables.INTERACTIONS))
     row = df.filter((F.col(C.USER_ID) == "u2") & (F.col(C.ITEM_ID) == "i3")).first()
     assert (row[C.EVENT_TS], row[C.VALUE], row[C.WEIGHT], row[C.USER_IDX], row[C.ITEM_IDX]) == (
@@ -133,3 +137,33 @@ def test_ingest_log_records_each_file(spark, history):
     assert set(rows) == {"day1.csv", "day2.csv", "day3.csv"}
     assert (rows["day1.csv"]["rows_read"], rows["day1.csv"]["rows_quarantined"]) == (19, 11)
     assert rows["day1.csv"]["status"] == "ingested"
+
+
+def test_a_date_partitioned_table_of_the_older_layout_takes_appends_and_a_full_refresh_clusters_it(
+    spark, tmp_path
+):
+    source, storage = tmp_path / "logs", StorageConfig(root=str(tmp_path / "lake"))
+    cfg = corpus_config(source)
+    write_log(source / "day1.csv", GOOD)
+    run_ingest(spark, cfg, storage, now=NOW)
+    path = storage.table(tables.INTERACTIONS)
+    stored = spark.read.format("delta").load(path)
+    old = spark.createDataFrame(stored.collect(), stored.schema)
+    shutil.rmtree(path.removeprefix("file://"))  # as the older layout wrote it: by date
+    old_stats = ",".join((C.EVENT_TS, C.USER_IDX, C.ITEM_IDX, C.BATCH_ID, C.INGESTED_AT))
+    old.write.format("delta").partitionBy(C.EVENT_DATE).save(path)
+    spark.sql(
+        f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES "
+        f"('delta.dataSkippingStatsColumns' = '{old_stats}')"
+    )
+    write_log(source / "day3.csv", DAY3)
+    appended = run_ingest(spark, cfg, storage, now=NOW)
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    assert appended.rows_inserted == len(DAY3) and detail["partitionColumns"] == [C.EVENT_DATE]
+    rows = sorted(spark.read.format("delta").load(path).select(C.EVENT_ID).collect())
+
+    refreshed = run_ingest(spark, cfg, storage, full_refresh=True, now=NOW)
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    assert refreshed.reconciled
+    assert (detail["partitionColumns"], detail["clusteringColumns"]) == ([], [C.EVENT_DATE])
+    assert sorted(spark.read.format("delta").load(path).select(C.EVENT_ID).collect()) == rows
