@@ -297,6 +297,7 @@ def _write_events(
             metrics = delta.append(events, path)
         else:
             return _append_new_events(spark, events, path, dates)
+        # the table is new, or was just overwritten unpartitioned
         delta.cluster_by(spark, path, CLUSTER_BY)
         return metrics, None
 

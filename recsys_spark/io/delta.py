@@ -73,20 +73,12 @@ def clustering_columns(spark: SparkSession, path: str) -> list[str]:
     return list(DeltaTable.forPath(spark, path).detail().first()["clusteringColumns"] or [])
 
 
-def cluster_by(spark: SparkSession, path: str, columns: tuple[str, ...]) -> bool:
+def cluster_by(spark: SparkSession, path: str, columns: tuple[str, ...]) -> None:
     """Make the unpartitioned table at `path` liquid-clustered by `columns` (one metadata
-    commit, none when it already is); returns whether it is clustered by them now.
-
-    Clustering applies to the files OPTIMIZE rewrites from then on. A partitioned table
-    cannot be clustered: it is left as it is (False).
-    """
-    if clustering_columns(spark, path) == list(columns):
-        return True
-    if DeltaTable.forPath(spark, path).detail().first()["partitionColumns"]:
-        return False
+    commit); OPTIMIZE clusters the files it rewrites from then on. Delta refuses it for a
+    partitioned table."""
     names = ", ".join(f"`{c}`" for c in columns)
     spark.sql(f"ALTER TABLE {_sql_table(path)} CLUSTER BY ({names})")
-    return True
 
 
 def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
