@@ -181,7 +181,7 @@ def file_columns(spark: SparkSession, cfg: IngestConfig, path: str) -> list[str]
 def counts_by_file(validated: DataFrame) -> dict[str, FileCounts]:
     """Rows, invalid rows per reason (with one raw example) and valid dates, per file.
 
-    The dates let the MERGE scan only the partitions a batch can touch; the reasons feed
+    The dates let the anti-join read only the files of the dates a batch touches; the reasons feed
     the batch's circuit breaker. One row per file and date or reason comes back: a log
     file spans few dates and few reasons. Unpersists `validated` on failure.
     """
