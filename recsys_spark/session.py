@@ -101,6 +101,17 @@ TASK_FAILURE_LOGGERS = (
 )
 
 
+def spark_jobs_started(spark: SparkSession) -> int:
+    """How many Spark jobs the session's context has started: the newest job id + 1.
+
+    Job ids are numbered in order; Spark keeps the newest ones (`spark.ui.retainedJobs`),
+    so the difference of two calls counts the jobs between them. Jobs run in a job group
+    are not seen (this project sets none).
+    """
+    ids = spark.sparkContext.statusTracker().getJobIdsForGroup(None)
+    return max(ids) + 1 if ids else 0
+
+
 @contextmanager
 def quiet_task_failures(spark: SparkSession) -> Iterator[None]:
     """Silence Spark's task-failure logs for the block; restore their levels after it."""

@@ -170,6 +170,7 @@ def _report(batch_id: str, counts: dict[str, FileCounts]) -> IngestReport:
 def _mark_resolved(spark: SparkSession, path: str, validated: DataFrame) -> None:
     """Set status `resolved` on the quarantine rows whose replay passed (one MERGE)."""
     passed = validated.filter(F.col(C.REASON).isNull()).select(KEY).distinct()
+    before = delta.table_version(spark, path)
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
@@ -177,3 +178,4 @@ def _mark_resolved(spark: SparkSession, path: str, validated: DataFrame) -> None
         .whenMatchedUpdate(set={C.STATUS: F.lit("resolved")})
         .execute()
     )
+    delta.note_commits((delta.table_version(spark, path) or 0) - (before or 0))

@@ -18,6 +18,21 @@ from pyspark.sql import types as T
 
 from recsys_spark.errors import MissingInputError
 
+# Delta commits this process has made (every write of this module, and those that others
+# report with `note_commits`): the night's summary shows them per stage.
+_commits_made = 0
+
+
+def commits_made() -> int:
+    """How many Delta commits this process has made so far (see `note_commits`)."""
+    return _commits_made
+
+
+def note_commits(count: int) -> None:
+    """Count `count` commits made outside this module's writers (OPTIMIZE, a MERGE...)."""
+    global _commits_made
+    _commits_made += max(count, 0)
+
 
 def table_exists(spark: SparkSession, path: str) -> bool:
     """True when `path` holds a Delta table."""
@@ -56,6 +71,7 @@ def ensure_table(
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(path)
+    note_commits(1)
 
 
 def overwrite(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> dict[str, int]:
@@ -79,12 +95,14 @@ def cluster_by(spark: SparkSession, path: str, columns: tuple[str, ...]) -> None
     partitioned table."""
     names = ", ".join(f"`{c}`" for c in columns)
     spark.sql(f"ALTER TABLE {_sql_table(path)} CLUSTER BY ({names})")
+    note_commits(1)
 
 
 def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
     """Set table properties of the table at `path` (one metadata commit)."""
     pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in properties.items())
     spark.sql(f"ALTER TABLE {_sql_table(path)} SET TBLPROPERTIES ({pairs})")
+    note_commits(1)
 
 
 def _sql_table(path: str) -> str:
@@ -187,6 +205,7 @@ def commit_metrics(spark: SparkSession, path: str, before: int | None) -> dict[s
     commits = _commit_files(spark, path)
     if not commits or max(commits) == before:
         return {}
+    note_commits(max(commits) - (-1 if before is None else before))
     metrics: dict[str, Any] = {}
     for line in _read_text(spark, commits[max(commits)]).splitlines():
         action = json.loads(line)

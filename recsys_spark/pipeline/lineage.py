@@ -22,7 +22,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pyspark.sql import SparkSession
+
 from recsys_spark.config import AppConfig
+from recsys_spark.io import delta
+from recsys_spark.session import spark_jobs_started
 from recsys_spark.tracking import metric_key, use_experiment
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -77,6 +81,15 @@ def config_params(cfg: AppConfig) -> dict[str, str]:
     return {metric_key(k): v[:500] for k, v in flat.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class StageCost:
+    """What one stage took: wall seconds, Spark jobs started, Delta commits made."""
+
+    seconds: float
+    spark_jobs: int
+    delta_commits: int
+
+
 class NightTracker:
     """The parent MLflow run of one night and its per-stage child runs."""
 
@@ -84,6 +97,7 @@ class NightTracker:
         self.cfg = cfg
         self.log = log
         self.durations: dict[str, float] = {}
+        self.costs: dict[str, StageCost] = {}
         self.mlflow: Any = None
         self.run_id: str | None = None
 
@@ -129,9 +143,13 @@ class NightTracker:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, float]]:
-        """Time a stage, log start/end, and give it a child run; yields a metrics dict."""
+        """Time a stage, count its Spark jobs and Delta commits, log start/end, and give it
+        a child run; yields a metrics dict."""
         metrics: dict[str, float] = {}
         start = time.perf_counter()
+        spark = SparkSession.getActiveSession()
+        jobs = spark_jobs_started(spark) if spark is not None else 0
+        commits = delta.commits_made()
         self.log.info("stage %s: start", name)
         child = None
         if self.mlflow is not None:
@@ -143,11 +161,18 @@ class NightTracker:
         finally:
             seconds = time.perf_counter() - start
             self.durations[name] = seconds
+            self.costs[name] = StageCost(
+                seconds,
+                spark_jobs_started(spark) - jobs if spark is not None else 0,
+                delta.commits_made() - commits,
+            )
             self.log.info(
-                "stage %s: %s in %.1f s%s",
+                "stage %s: %s in %.1f s (%d Spark jobs, %d Delta commits)%s",
                 name,
                 "done" if status == "FINISHED" else "failed",
                 seconds,
+                self.costs[name].spark_jobs,
+                self.costs[name].delta_commits,
                 "".join(f", {k}={v:g}" for k, v in metrics.items()),
             )
             if child is not None:
@@ -164,12 +189,25 @@ class NightTracker:
         self, name: str, metrics: Mapping[str, float], seconds: float, status: str
     ) -> None:
         """Log the stage's metrics to its child run, close it, add its time to the parent."""
+        cost = self.costs[name]
         try:
             self.mlflow.log_metrics({metric_key(k): float(v) for k, v in metrics.items()})
-            self.mlflow.log_metric("seconds", seconds)
+            self.mlflow.log_metrics(
+                {
+                    "seconds": seconds,
+                    "spark_jobs": cost.spark_jobs,
+                    "delta_commits": cost.delta_commits,
+                }
+            )
         finally:
             self.mlflow.end_run(status=status)
-        self.mlflow.log_metric(metric_key(f"stage_seconds.{name}"), seconds)
+        self.mlflow.log_metrics(
+            {
+                metric_key(f"stage_seconds.{name}"): seconds,
+                metric_key(f"stage_spark_jobs.{name}"): cost.spark_jobs,
+                metric_key(f"stage_delta_commits.{name}"): cost.delta_commits,
+            }
+        )
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         if self.mlflow is not None:

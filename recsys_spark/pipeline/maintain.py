@@ -34,10 +34,6 @@ from recsys_spark.logs import get_logger, stage
 
 log = get_logger(__name__)
 
-# Delta writes VACUUM START / VACUUM END commits with the files it deleted: the audit
-# trail of what maintenance removed, and the count we report (Delta leaves it off because
-# of stores unsafe for concurrent commits; here one writer holds the root's lock).
-VACUUM_LOGGING = "spark.databricks.delta.vacuum.logging.enabled"
 # VACUUM lists a table's folders in a Spark job of this many tasks (Spark's default,
 # 10,000, made a three-file table take 20-40 s here); one per core is plenty for tables
 # with no or few partition folders.
@@ -50,9 +46,8 @@ LOG_SCHEMA = T.StructType(
     [
         T.StructField("run_date", T.DateType(), False),
         T.StructField("table", T.StringType(), False),
-        T.StructField("files_before", T.LongType(), False),
-        T.StructField("files_after", T.LongType(), False),
         T.StructField("files_compacted", T.LongType(), False),
+        T.StructField("files_written", T.LongType(), False),
         T.StructField("files_deleted", T.LongType(), False),
         T.StructField("retention_hours", T.IntegerType(), False),
         T.StructField("seconds", T.DoubleType(), False),
@@ -66,9 +61,8 @@ class TableMaintenance:
     """What maintenance did to one table (`table` is its path under the storage root)."""
 
     table: str
-    files_before: int
-    files_after: int
-    files_compacted: int  # small files OPTIMIZE rewrote into bigger (or clustered) ones
+    files_compacted: int  # small files OPTIMIZE rewrote into bigger (or clustered) ones ...
+    files_written: int  # ... as these
     files_deleted: int  # files VACUUM deleted: no version within the retention reads them
     seconds: float
 
@@ -102,36 +96,35 @@ def lake_tables(spark: SparkSession, storage: StorageConfig) -> list[str]:
 
 
 def maintain_table(spark: SparkSession, path: str, retention_hours: int) -> dict[str, int]:
-    """OPTIMIZE then VACUUM the table at `path`; the files before, after, compacted and
-    deleted."""
+    """OPTIMIZE then VACUUM the table at `path`: the files OPTIMIZE compacted and wrote,
+    and the files VACUUM deleted (counted on storage, before and after)."""
     table = DeltaTable.forPath(spark, path)
-    before = int(table.detail().first()["numFiles"])
+    version = delta.table_version(spark, path) or 0
     optimized = table.optimize().executeCompaction().first()
-    compacted = int(optimized["metrics"]["numFilesRemoved"]) if optimized else 0
-    settings = {
-        VACUUM_LOGGING: "true",
-        LISTING_PARALLELISM: str(spark.sparkContext.defaultParallelism),
-    }
-    with delta.session_conf(spark, settings):
+    metrics = optimized["metrics"] if optimized else None
+    stored = _stored_files(spark, path)
+    with delta.session_conf(
+        spark, {LISTING_PARALLELISM: str(spark.sparkContext.defaultParallelism)}
+    ):
         table.vacuum(float(retention_hours))
+    delta.note_commits((delta.table_version(spark, path) or 0) - version)
     return {
-        "files_before": before,
-        "files_after": int(DeltaTable.forPath(spark, path).detail().first()["numFiles"]),
-        "files_compacted": compacted,
-        "files_deleted": _vacuumed_files(spark, path),
+        "files_compacted": int(metrics["numFilesRemoved"]) if metrics else 0,
+        "files_written": int(metrics["numFilesAdded"]) if metrics else 0,
+        "files_deleted": stored - _stored_files(spark, path),
     }
 
 
-def _vacuumed_files(spark: SparkSession, path: str) -> int:
-    """The files the newest VACUUM of the table deleted (its VACUUM END commit)."""
-    row = (
-        DeltaTable.forPath(spark, path)
-        .history(5)
-        .filter(F.col("operation") == "VACUUM END")
-        .select("operationMetrics")
-        .first()
-    )
-    return int((row["operationMetrics"] or {}).get("numDeletedFiles", 0)) if row else 0
+def _stored_files(spark: SparkSession, path: str) -> int:
+    """Files in the table's folder outside its transaction log (what VACUUM may delete)."""
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    folder = jvm.org.apache.hadoop.fs.Path(path)
+    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    log = "/_delta_log/"
+    count, files = 0, fs.listFiles(folder, True)
+    while files.hasNext():
+        count += log not in files.next().getPath().toString()
+    return count
 
 
 def maintain_lake(
@@ -145,7 +138,8 @@ def maintain_lake(
     """Maintain every table under the storage root; one `maintenance_log` row each.
 
     The log is appended once, after the last table: a run that fails midway logs nothing
-    and is simply run again (OPTIMIZE and VACUUM of a maintained table change nothing).
+    and is simply run again (OPTIMIZE and VACUUM of a maintained table change no data;
+    Delta records each VACUUM as VACUUM START / END commits).
     """
     now = now or datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     names = [n for n in lake_tables(spark, storage) if n != tables.MAINTENANCE_LOG]
@@ -162,11 +156,10 @@ def maintain_lake(
             counts = maintain_table(spark, storage.table(name), cfg.retention_hours)
         done.append(TableMaintenance(name, **counts, seconds=time.perf_counter() - start))
         log.info(
-            "%s: %d -> %d files (%d compacted), %d old files deleted",
+            "%s: %d files compacted into %d, %d old files deleted",
             name,
-            counts["files_before"],
-            counts["files_after"],
             counts["files_compacted"],
+            counts["files_written"],
             counts["files_deleted"],
         )
     if done:
@@ -184,11 +177,20 @@ def maintain_lake(
 
 
 def last_maintained(spark: SparkSession, storage: StorageConfig) -> date | None:
-    """The run date of the newest maintenance logged, or None."""
-    path = storage.table(tables.MAINTENANCE_LOG)
-    if not delta.table_exists(spark, path):
-        return None
-    return delta.read_table(spark, path).agg(F.max("run_date")).first()[0]
+    """The run date of the newest maintenance logged; for a lake never maintained, that of
+    its first night (`night_inputs`): a young lake has nothing to compact or delete yet.
+    None when there is neither."""
+    for table, column, newest in (
+        (tables.MAINTENANCE_LOG, "run_date", True),
+        (tables.NIGHT_INPUTS, "run_date", False),
+    ):
+        path = storage.table(table)
+        if delta.table_exists(spark, path):
+            pick = F.max(column) if newest else F.min(column)
+            found = delta.read_table(spark, path).agg(pick).first()[0]
+            if found is not None:
+                return found
+    return None
 
 
 def maintenance_due(last: date | None, run_date: date, every_days: int) -> bool:

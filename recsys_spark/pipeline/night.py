@@ -37,7 +37,7 @@ from pyspark.sql import SparkSession
 from recsys_spark.config import AppConfig
 from recsys_spark.logs import get_logger
 from recsys_spark.pipeline.gate import GateDecision
-from recsys_spark.pipeline.lineage import NightTracker, version_tags
+from recsys_spark.pipeline.lineage import NightTracker, StageCost, version_tags
 from recsys_spark.pipeline.lock import acquire
 from recsys_spark.pipeline.publish import Publication
 from recsys_spark.pipeline.stages import Night
@@ -58,6 +58,7 @@ class NightReport:
     published: Publication | None
     report: dict[str, str] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, StageCost] = field(default_factory=dict)  # seconds, jobs, commits
     table_versions: dict[str, int] = field(default_factory=dict)
 
 
@@ -76,12 +77,18 @@ def run_night(spark: SparkSession, cfg: AppConfig, run_date: date) -> NightRepor
             tracker.finish(failed=True, reason=f"{type(exc).__name__}: {exc}")
             raise
         tracker.finish(failed=report.published is None, reason=report.gate.reason)
+    costs = report.costs.values()
     log.info(
-        "night %s: %s in %.0f s (%s)",
+        "night %s: %s in %.0f s, %d Spark jobs, %d Delta commits (%s)",
         run_date,
         "published" if report.published else "NOT published",
         sum(report.durations.values()),
-        ", ".join(f"{k} {v:.0f} s" for k, v in report.durations.items()),
+        sum(c.spark_jobs for c in costs),
+        sum(c.delta_commits for c in costs),
+        ", ".join(
+            f"{k} {c.seconds:.0f} s/{c.spark_jobs} jobs/{c.delta_commits} commits"
+            for k, c in report.costs.items()
+        ),
     )
     return report
 
@@ -116,5 +123,6 @@ def _run_stages(night: Night) -> NightReport:
         night.published,
         files,
         dict(tracker.durations),
+        dict(tracker.costs),
         versions,
     )

@@ -88,3 +88,22 @@ def test_a_night_closes_the_runs_a_killed_night_of_another_date_left_running(
     night.finish(failed=False)
     assert client.get_run(killed.run_id).info.status == "KILLED"
     assert client.get_run(child.info.run_id).info.status == "KILLED"
+
+
+def test_a_stage_counts_its_spark_jobs_and_delta_commits(spark, tmp_path: Path) -> None:
+    from recsys_spark.io import delta
+
+    tracker = NightTracker(AppConfig(), logging.getLogger("test"))
+    path = str(tmp_path / "t")
+    with tracker.stage("two commits"):
+        delta.append(spark.range(3), path)  # creates the table
+        delta.append(spark.range(2), path)
+        delta.append(spark.range(5).filter("id > 5"), path)  # empty: Delta commits nothing
+    with tracker.stage("reads only"):
+        assert delta.read_table(spark, path).count() == 5
+    with tracker.stage("nothing"):
+        pass
+    writes, reads, idle = (tracker.costs[n] for n in ("two commits", "reads only", "nothing"))
+    assert writes.delta_commits == delta.table_version(spark, path) + 1 == 2
+    assert writes.spark_jobs >= 3 and reads.spark_jobs >= 1
+    assert (reads.delta_commits, idle.delta_commits, idle.spark_jobs) == (0, 0, 0)
