@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 from recsys_spark.config import IngestConfig
 from recsys_spark.errors import ConfigError
 from recsys_spark.ingest.read import first_line
-from recsys_spark.io.files import SourceFile, read_header
+from recsys_spark.io.files import SourceFile, hadoop_path, read_header
 from recsys_spark.logs import get_logger
 
 log = get_logger(__name__)
@@ -25,12 +25,9 @@ log = get_logger(__name__)
 
 def check_writable(spark: SparkSession, root: str) -> None:
     """Create and delete a small file under `root`; ConfigError naming storage.root if not."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
     name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    probe = jvm.org.apache.hadoop.fs.Path(f"{root.rstrip('/')}/_write_check-{name}")
     try:
-        fs = probe.getFileSystem(hadoop_conf)
+        fs, probe = hadoop_path(spark, f"{root.rstrip('/')}/_write_check-{name}")
         stream = fs.create(probe, True)
         stream.write(b"ok")
         stream.close()

@@ -178,4 +178,4 @@ def _mark_resolved(spark: SparkSession, path: str, validated: DataFrame) -> None
         .whenMatchedUpdate(set={C.STATUS: F.lit("resolved")})
         .execute()
     )
-    delta.note_commits((delta.table_version(spark, path) or 0) - (before or 0))
+    delta.commit_metrics(spark, path, before)  # counts the MERGE's commit

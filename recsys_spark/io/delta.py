@@ -17,19 +17,20 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from recsys_spark.errors import MissingInputError
+from recsys_spark.io.files import hadoop_path
 
-# Delta commits this process has made (every write of this module, and those that others
-# report with `note_commits`): the night's summary shows them per stage.
+# Delta commits this process has made: those of this module's writers, and any others a
+# caller counts by calling `commit_metrics` after its own commit (the night's summary
+# shows them per stage).
 _commits_made = 0
 
 
 def commits_made() -> int:
-    """How many Delta commits this process has made so far (see `note_commits`)."""
+    """How many Delta commits this process has made so far (see `_commits_made`)."""
     return _commits_made
 
 
-def note_commits(count: int) -> None:
-    """Count `count` commits made outside this module's writers (OPTIMIZE, a MERGE...)."""
+def _note_commits(count: int) -> None:
     global _commits_made
     _commits_made += max(count, 0)
 
@@ -71,7 +72,7 @@ def ensure_table(
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(path)
-    note_commits(1)
+    _note_commits(1)
 
 
 def overwrite(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> dict[str, int]:
@@ -95,14 +96,14 @@ def cluster_by(spark: SparkSession, path: str, columns: tuple[str, ...]) -> None
     partitioned table."""
     names = ", ".join(f"`{c}`" for c in columns)
     spark.sql(f"ALTER TABLE {_sql_table(path)} CLUSTER BY ({names})")
-    note_commits(1)
+    _note_commits(1)
 
 
 def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
     """Set table properties of the table at `path` (one metadata commit)."""
     pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in properties.items())
     spark.sql(f"ALTER TABLE {_sql_table(path)} SET TBLPROPERTIES ({pairs})")
-    note_commits(1)
+    _note_commits(1)
 
 
 def _sql_table(path: str) -> str:
@@ -197,6 +198,7 @@ def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None
 
 def commit_metrics(spark: SparkSession, path: str, before: int | None) -> dict[str, int]:
     """operationMetrics of the commit just made, as integers; {} when none was made.
+    Counts every commit since `before` in `commits_made`.
 
     `before` is the table version read just before the write: Delta skips the commit of
     some no-op writes, and then the newest commit is an older one whose metrics must
@@ -205,7 +207,7 @@ def commit_metrics(spark: SparkSession, path: str, before: int | None) -> dict[s
     commits = _commit_files(spark, path)
     if not commits or max(commits) == before:
         return {}
-    note_commits(max(commits) - (-1 if before is None else before))
+    _note_commits(max(commits) - (-1 if before is None else before))
     metrics: dict[str, Any] = {}
     for line in _read_text(spark, commits[max(commits)]).splitlines():
         action = json.loads(line)
@@ -229,9 +231,7 @@ _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
 def _commit_files(spark: SparkSession, path: str) -> dict[int, Any]:
     """Version -> Hadoop path of every commit file in the table's log; {} if no table."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    log_dir = jvm.org.apache.hadoop.fs.Path(path, "_delta_log")
-    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    fs, log_dir = hadoop_path(spark, path.rstrip("/") + "/_delta_log")
     if not fs.exists(log_dir):
         return {}
     commits = {}
@@ -242,10 +242,10 @@ def _commit_files(spark: SparkSession, path: str) -> dict[int, Any]:
     return commits
 
 
-def _read_text(spark: SparkSession, hadoop_path: Any) -> str:
+def _read_text(spark: SparkSession, file: Any) -> str:
     jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-    stream = fs.open(hadoop_path)
+    fs = file.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    stream = fs.open(file)
     try:
         return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
     finally:

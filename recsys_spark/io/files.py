@@ -12,6 +12,7 @@ import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -19,6 +20,14 @@ from pyspark.sql import types as T
 
 from recsys_spark import columns as C
 from recsys_spark.errors import SourceError
+
+
+def hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """The Hadoop FileSystem of `path` and its Hadoop Path (any scheme Hadoop knows)."""
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath  # type: ignore[attr-defined]
+
 
 FORMATS = ("csv", "json", "parquet")
 
@@ -56,10 +65,7 @@ def list_source_files(
     source that names one file reads it whatever its name. No `extensions`: every file.
     Works for any file system Hadoop knows (local paths, s3a://, abfss://, dbfs:/).
     """
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
-    path = jvm.org.apache.hadoop.fs.Path(source)
-    fs = path.getFileSystem(hadoop_conf)
+    fs, path = hadoop_path(spark, source)
     if not fs.exists(path):
         raise SourceError(f"source not found: {source} (set ingest.source to a file or folder)")
     root = fs.makeQualified(path).toString().rstrip("/")

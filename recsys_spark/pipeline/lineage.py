@@ -96,7 +96,6 @@ class NightTracker:
     def __init__(self, cfg: AppConfig, log: logging.Logger) -> None:
         self.cfg = cfg
         self.log = log
-        self.durations: dict[str, float] = {}
         self.costs: dict[str, StageCost] = {}
         self.mlflow: Any = None
         self.run_id: str | None = None
@@ -160,7 +159,6 @@ class NightTracker:
             status = "FINISHED"
         finally:
             seconds = time.perf_counter() - start
-            self.durations[name] = seconds
             self.costs[name] = StageCost(
                 seconds,
                 spark_jobs_started(spark) - jobs if spark is not None else 0,
@@ -208,6 +206,11 @@ class NightTracker:
                 metric_key(f"stage_delta_commits.{name}"): cost.delta_commits,
             }
         )
+
+    @property
+    def durations(self) -> dict[str, float]:
+        """Seconds per stage run so far."""
+        return {name: cost.seconds for name, cost in self.costs.items()}
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         if self.mlflow is not None:

@@ -30,6 +30,7 @@ from pyspark.sql import types as T
 from recsys_spark import tables
 from recsys_spark.config import MaintenanceConfig, StorageConfig
 from recsys_spark.io import delta
+from recsys_spark.io.files import hadoop_path
 from recsys_spark.logs import get_logger, stage
 
 log = get_logger(__name__)
@@ -73,10 +74,7 @@ def lake_tables(spark: SparkSession, storage: StorageConfig) -> list[str]:
     Searched `SEARCH_DEPTH` folders deep; hidden folders (`.`, `_`) and `SKIPPED_FOLDERS`
     are not entered.
     """
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
-    root = jvm.org.apache.hadoop.fs.Path(storage.root)
-    fs = root.getFileSystem(hadoop_conf)
+    fs, root = hadoop_path(spark, storage.root)
     if not fs.exists(root):
         return []
     found: list[str] = []
@@ -86,7 +84,7 @@ def lake_tables(spark: SparkSession, storage: StorageConfig) -> list[str]:
             name = status.getPath().getName()
             if not status.isDirectory() or name.startswith((".", "_")):
                 continue
-            if fs.exists(jvm.org.apache.hadoop.fs.Path(status.getPath(), "_delta_log")):
+            if fs.exists(status.getPath().suffix("/_delta_log")):
                 found.append(prefix + name)
             elif depth > 1 and name not in SKIPPED_FOLDERS:
                 search(status.getPath(), f"{prefix}{name}/", depth - 1)
@@ -99,7 +97,7 @@ def maintain_table(spark: SparkSession, path: str, retention_hours: int) -> dict
     """OPTIMIZE then VACUUM the table at `path`: the files OPTIMIZE compacted and wrote,
     and the files VACUUM deleted (counted on storage, before and after)."""
     table = DeltaTable.forPath(spark, path)
-    version = delta.table_version(spark, path) or 0
+    version = delta.table_version(spark, path)
     optimized = table.optimize().executeCompaction().first()
     metrics = optimized["metrics"] if optimized else None
     stored = _stored_files(spark, path)
@@ -107,7 +105,7 @@ def maintain_table(spark: SparkSession, path: str, retention_hours: int) -> dict
         spark, {LISTING_PARALLELISM: str(spark.sparkContext.defaultParallelism)}
     ):
         table.vacuum(float(retention_hours))
-    delta.note_commits((delta.table_version(spark, path) or 0) - version)
+    delta.commit_metrics(spark, path, version)  # counts the commits since `version`
     return {
         "files_compacted": int(metrics["numFilesRemoved"]) if metrics else 0,
         "files_written": int(metrics["numFilesAdded"]) if metrics else 0,
@@ -117,13 +115,10 @@ def maintain_table(spark: SparkSession, path: str, retention_hours: int) -> dict
 
 def _stored_files(spark: SparkSession, path: str) -> int:
     """Files in the table's folder outside its transaction log (what VACUUM may delete)."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    folder = jvm.org.apache.hadoop.fs.Path(path)
-    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-    log = "/_delta_log/"
+    fs, folder = hadoop_path(spark, path)
     count, files = 0, fs.listFiles(folder, True)
     while files.hasNext():
-        count += log not in files.next().getPath().toString()
+        count += "/_delta_log/" not in files.next().getPath().toString()
     return count
 
 
@@ -180,17 +175,15 @@ def last_maintained(spark: SparkSession, storage: StorageConfig) -> date | None:
     """The run date of the newest maintenance logged; for a lake never maintained, that of
     its first night (`night_inputs`): a young lake has nothing to compact or delete yet.
     None when there is neither."""
-    for table, column, newest in (
-        (tables.MAINTENANCE_LOG, "run_date", True),
-        (tables.NIGHT_INPUTS, "run_date", False),
-    ):
-        path = storage.table(table)
-        if delta.table_exists(spark, path):
-            pick = F.max(column) if newest else F.min(column)
-            found = delta.read_table(spark, path).agg(pick).first()[0]
-            if found is not None:
-                return found
-    return None
+    newest = _run_date(spark, storage.table(tables.MAINTENANCE_LOG), F.max)
+    return newest or _run_date(spark, storage.table(tables.NIGHT_INPUTS), F.min)
+
+
+def _run_date(spark: SparkSession, path: str, pick) -> date | None:  # type: ignore[no-untyped-def]
+    """`pick` (F.min or F.max) of the table's `run_date`; None without a table or rows."""
+    if not delta.table_exists(spark, path):
+        return None
+    return delta.read_table(spark, path).agg(pick("run_date")).first()[0]
 
 
 def maintenance_due(last: date | None, run_date: date, every_days: int) -> bool:

@@ -57,9 +57,13 @@ class NightReport:
     gate: GateDecision
     published: Publication | None
     report: dict[str, str] = field(default_factory=dict)
-    durations: dict[str, float] = field(default_factory=dict)
     costs: dict[str, StageCost] = field(default_factory=dict)  # seconds, jobs, commits
     table_versions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def durations(self) -> dict[str, float]:
+        """Seconds per stage."""
+        return {name: cost.seconds for name, cost in self.costs.items()}
 
 
 def run_night(spark: SparkSession, cfg: AppConfig, run_date: date) -> NightReport:
@@ -122,7 +126,6 @@ def _run_stages(night: Night) -> NightReport:
         night.decision,
         night.published,
         files,
-        dict(tracker.durations),
         dict(tracker.costs),
         versions,
     )
