@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession
 
 from recsys_spark.config import StorageConfig
 from recsys_spark.errors import LockHeldError
+from recsys_spark.io.files import hadoop_path
 from recsys_spark.logs import get_logger
 
 log = get_logger(__name__)
@@ -150,6 +151,4 @@ class _LockStore:
 
     def _hadoop(self) -> tuple[Any, Any]:
         assert self.spark is not None
-        jvm = self.spark._jvm  # type: ignore[attr-defined]
-        path = jvm.org.apache.hadoop.fs.Path(self.uri)
-        return path.getFileSystem(self.spark._jsc.hadoopConfiguration()), path  # type: ignore[attr-defined]
+        return hadoop_path(self.spark, self.uri)
