@@ -113,7 +113,7 @@ bench-ingest-floors: setup ## each piece of the ingest alone (read, validate, ca
 bench-als: setup ## ALS fit (Java vs native BLAS) and top-10 for all users vs Spark, 2M events
 	$(PY) benchmarks/bench_als.py $(BENCH_ARGS)
 
-bench-quality: setup ## most-popular, item-based jaccard/cosine and ALS on MovieLens-100K (BASELINES.md protocol) beside the published rows
+bench-quality: setup ## most-popular, item-based jaccard/cosine, ALS and EASE on MovieLens-100K (BASELINES.md protocol) beside the published rows
 	$(PY) benchmarks/bench_quality.py $(BENCH_ARGS)
 
 bench-evaluate: setup ## every evaluation metric, 50K users' top-10 vs a 500K-row test split, against the ALS top-N step

@@ -1,4 +1,4 @@
-"""Most-popular, item-based (jaccard, cosine) and ALS on MovieLens (BASELINES.md protocol).
+"""Most-popular, item-based (jaccard, cosine), ALS and EASE on MovieLens (BASELINES protocol).
 
     python benchmarks/bench_quality.py [--conf conf/movielens.yml] [--set key=value ...]
 
@@ -13,7 +13,7 @@ newer releases' ratings.csv:
     --set ingest.columns.timestamp=timestamp --set ingest.columns.value=rating
 
 Models: the most-popular baseline always; the item-based co-occurrence models
-(jaccard, cosine) and implicit ALS when their modules import. Writes the split
+(jaccard, cosine) and implicit ALS when their modules import; EASE (config `ease`). Writes the split
 (eval_train, eval_test), the lists (eval_recommendations), metrics.json and report.html
 under the storage root (default /tmp/recsys-bench/quality), prints their paths, and
 writes bench-results/quality.json. Skips with a message when the data is absent.
@@ -135,6 +135,19 @@ def als_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
     return {"als": recommend}
 
 
+def ease_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
+    """EASE (config `ease`; the BASELINES row is lambda 500 with every weight kept)."""
+    from recsys_spark.models.ease import fit_ease, recommend_ease
+
+    def recommend(train: DataFrame) -> DataFrame:
+        fitted = fit_ease(train, cfg.ease)
+        if isinstance(fitted, str):
+            raise RuntimeError(fitted)
+        return recommend_ease(train, fitted, top_n=TOP_N)
+
+    return {tables.EASE: recommend}
+
+
 def foreign_files(spark, ingest: IngestConfig, storage: StorageConfig) -> list[str]:
     """Files the lake under `storage` ingested that are not files of `ingest.source`."""
     log_path = storage.table(tables.INGEST_LOG)
@@ -209,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         **item_based_models(cfg),
         **als_models(cfg),
+        **ease_models(cfg),
     }
     lists: dict[str, DataFrame] = {}
     failed: dict[str, str] = {}

@@ -49,6 +49,7 @@ MAINTENANCE_LOG = "maintenance_log"
 
 # Model names in the `model` column of the recommendations tables.
 ALS = "als"
+EASE = "ease"
 HYBRID = "hybrid"
 MOST_POPULAR = "most_popular"  # the evaluation's baseline
 

@@ -14,6 +14,7 @@ from recsys_spark.config.sections_models import (
     SIMILARITY_NEIGHBOURHOODS,
     AlsConfig,
     AlsTuningConfig,
+    EaseConfig,
     RecommendConfig,
     SimilarityConfig,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "AppConfig",
     "ColumnMapping",
     "ConfigError",
+    "EaseConfig",
     "EvaluationConfig",
     "MaintenanceConfig",
     "IngestConfig",

@@ -22,7 +22,12 @@ from typing import Any, TypeVar
 import yaml
 
 from recsys_spark.config.sections_data import IngestConfig, SampleConfig
-from recsys_spark.config.sections_models import AlsConfig, RecommendConfig, SimilarityConfig
+from recsys_spark.config.sections_models import (
+    AlsConfig,
+    EaseConfig,
+    RecommendConfig,
+    SimilarityConfig,
+)
 from recsys_spark.config.sections_pipeline import (
     EvaluationConfig,
     MaintenanceConfig,
@@ -53,6 +58,7 @@ class AppConfig:
     als: AlsConfig = field(default_factory=AlsConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    ease: EaseConfig = field(default_factory=EaseConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)

@@ -1,4 +1,4 @@
-"""Config sections of the models: ALS (and its tuning), serving, item similarities."""
+"""Config sections of the models: ALS (and its tuning), serving, item similarities, EASE."""
 
 from __future__ import annotations
 
@@ -121,3 +121,22 @@ class SimilarityConfig:
             raise ConfigError("similarity.similar_items_n must be > 0, num_partitions >= 0")
         positive_or_none("similarity.half_life_days", self.half_life_days)
         positive_or_none("similarity.window_days", self.window_days)
+
+
+@dataclass(frozen=True)
+class EaseConfig:
+    """EASE, the closed-form linear item-item model (see recsys_spark.models.ease)."""
+
+    enabled: bool = True
+    l2: float = 500.0
+    max_items: int = 20_000
+    top_k: int = 500
+    num_partitions: int = 0
+
+    def __post_init__(self) -> None:
+        if self.l2 <= 0:
+            raise ConfigError("ease.l2 must be positive")
+        if self.max_items <= 0:
+            raise ConfigError("ease.max_items must be positive")
+        if self.top_k < 0 or self.num_partitions < 0:
+            raise ConfigError("ease.top_k and ease.num_partitions must be >= 0")

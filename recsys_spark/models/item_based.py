@@ -92,13 +92,34 @@ def recommend_item_based(
         raise ValueError(
             f"unknown neighbourhood '{neighbourhood}'; use one of {', '.join(NEIGHBOURHOODS)}"
         )
-    spark = affinity.sparkSession
     sims = similarity.filter(F.col(C.MEASURE) == measure).select(
         C.ITEM_IDX, C.ITEM_ID, C.NEIGHBOUR_IDX, C.NEIGHBOUR_ID, C.SCORE
     )
     # Catalogue-sized (items x top-K rows): safe to bring to the driver and broadcast.
-    local = sims.toPandas()
-    matrix, tie_rank, ids = _similarity_matrix(local, neighbourhood=neighbourhood)
+    matrix, tie_rank, ids = _similarity_matrix(sims.toPandas(), neighbourhood=neighbourhood)
+    return recommend_from_matrix(
+        affinity, matrix, tie_rank, ids, top_n=top_n, seen=seen, num_partitions=num_partitions
+    )
+
+
+def recommend_from_matrix(
+    affinity: DataFrame,
+    matrix: sp.csr_matrix,
+    tie_rank: np.ndarray,
+    ids: pd.DataFrame,
+    *,
+    top_n: int,
+    seen: DataFrame | None = None,
+    num_partitions: int = 0,
+) -> DataFrame:
+    """Top-`top_n` unseen items per user: score = history affinities x `matrix`.
+
+    `matrix` is history item x candidate (indexed by `item_idx`, catalogue-sized: it is
+    broadcast); `tie_rank` orders each item index by item id (ties go to the smaller
+    id); `ids` holds the `item_idx`, `item_id` of every candidate. Used by the item-based
+    models and EASE (recsys_spark.models.ease); the rest as in `recommend_item_based`.
+    """
+    spark = affinity.sparkSession
     shared = spark.sparkContext.broadcast(
         (matrix.indptr, matrix.indices, matrix.data, matrix.shape, tie_rank)
     )

@@ -1,9 +1,9 @@
 """The models a night fits on its working roots, and the champion's final lists.
 
 The holdout fits every model on `<night>/holdout/` with lists `nightly.candidate_depth`
-deep for the holdout's users; the final fit refits only the champion (and for the
-hybrid both of its models) on `<night>/` and completes every user's list from the
-popularity ranking.
+deep for the holdout's users: ALS, one item-based model per measure, and EASE when
+`ease.enabled`; the final fit refits only the champion (and for the hybrid both of its
+models) on `<night>/` and completes every user's list from the popularity ranking.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
 from recsys_spark.io import delta
 from recsys_spark.models.affinity import user_item_affinity
 from recsys_spark.models.als_training import AlsRunReport, run_als
+from recsys_spark.models.ease import EaseReport, run_ease
 from recsys_spark.models.fallback import recommend_with_fallback
 from recsys_spark.models.hybrid import blend_ranked_lists
 from recsys_spark.models.popularity import popular_items
@@ -28,11 +29,17 @@ def night_measures(cfg: AppConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*cfg.similarity.measures, cfg.nightly.hybrid_measure)))
 
 
+def night_models(cfg: AppConfig) -> tuple[str, ...]:
+    """The single models a night fits on the holdout (the hybrid blends two of them)."""
+    models = (tables.ALS, *map(tables.item_model, night_measures(cfg)))
+    return (*models, tables.EASE) if cfg.ease.enabled else models
+
+
 def champion_measure(champion: str, hybrid_measure: str) -> str | None:
     """The similarity measure the champion's final lists need; None for ALS alone."""
     if champion == tables.HYBRID:
         return hybrid_measure
-    if champion == tables.ALS:
+    if champion in (tables.ALS, tables.EASE):
         return None
     return champion.removeprefix("item_")
 
@@ -73,6 +80,21 @@ def fit_als_lists(
     return run_als(spark, als, cfg.recommend, cfg.tracking, storage, top_n=depth, serve=serve)
 
 
+def fit_ease_lists(
+    spark: SparkSession,
+    cfg: AppConfig,
+    storage: StorageConfig,
+    depth: int,
+    *,
+    run_id: str,
+    serve: DataFrame | None = None,
+) -> EaseReport:
+    """EASE's lists `depth` deep under `storage` (config `ease`)."""
+    return run_ease(
+        spark, cfg.ease, cfg.recommend, storage, top_n=depth, run_id=run_id, serve=serve
+    )
+
+
 def final_lists(
     spark: SparkSession,
     cfg: AppConfig,
@@ -96,6 +118,10 @@ def final_lists(
         fit_item_lists(spark, cfg, storage, depth, measures=(measure,), run_id=run_id)
     if champion in (tables.ALS, tables.HYBRID):
         fit_als_lists(spark, cfg, storage, als, depth)
+    if champion == tables.EASE:
+        report = fit_ease_lists(spark, cfg, storage, depth, run_id=run_id)
+        if report.skipped:  # the catalogue outgrew ease.max_items since the holdout fit
+            raise RuntimeError(f"the champion EASE cannot be refitted: {report.skipped}")
     rows = delta.read_table(spark, storage.table(tables.MODEL_RECOMMENDATIONS))
     if champion == tables.HYBRID:
         assert measure is not None

@@ -7,7 +7,7 @@ the night's MLflow run; `recsys_spark.pipeline.stages.Night` has one method per 
 2. snapshot: the interactions up to the run date into `<root>/nightly/run_date=D/`,
    and a chronological holdout: events before `run date - nightly.holdout_days` train,
    pairs first seen after it are held out (half the users validate, half test);
-3. holdout_models: item-based models and ALS (tuned when the schedule says so) fitted
+3. holdout_models: item-based models, ALS (tuned when the schedule says so) and EASE fitted
    on the holdout's training side, lists `nightly.candidate_depth` deep;
 4. candidates: the hybrid's weight and the champion chosen on the validation users;
 5. evaluation: every model and the most-popular baseline on the test users

@@ -41,7 +41,13 @@ from recsys_spark.pipeline.champion import (
     tune_blend_weight,
     validation_score,
 )
-from recsys_spark.pipeline.fits import final_lists, fit_als_lists, fit_item_lists, night_measures
+from recsys_spark.pipeline.fits import (
+    final_lists,
+    fit_als_lists,
+    fit_ease_lists,
+    fit_item_lists,
+    night_models,
+)
 from recsys_spark.pipeline.gate import GateDecision, quality_gate
 from recsys_spark.pipeline.holdout import (
     ROLE,
@@ -108,6 +114,7 @@ class Night:
         self.versions: dict[str, int] = {}
         self.als: AlsConfig = cfg.als
         self.scores: dict[str, float] = {}
+        self.skipped: dict[str, str] = {}  # model -> why the holdout fit skipped it
         self.champion = ""
         self.hybrid_weight = float("nan")
         self.doc: dict[str, Any] = {}
@@ -219,6 +226,13 @@ class Night:
             als_run = fit_als_lists(
                 self.spark, self.cfg, self.holdout, als, depth, serve=held_users
             )
+            if self.cfg.ease.enabled:
+                ease = fit_ease_lists(
+                    self.spark, self.cfg, self.holdout, depth, run_id=self.run_id, serve=held_users
+                )
+                if ease.skipped:
+                    self.skipped[tables.EASE] = ease.skipped
+                m.update(ease_items=ease.items, ease_weights=ease.weights)
             fitted = als_run.params
             if tuned:
                 best = schedule.BestParams(
@@ -427,7 +441,7 @@ class Night:
     def holdout_lists(self, *, with_hybrid: bool = False) -> dict[str, DataFrame]:
         """Each model's lists fitted on the holdout's training side."""
         rows = self._read(self.holdout.table(tables.MODEL_RECOMMENDATIONS))
-        models = [ALS, *map(tables.item_model, night_measures(self.cfg))]
+        models = [m for m in night_models(self.cfg) if m not in self.skipped]
         lists = {m: rows.filter(F.col(C.MODEL) == m) for m in models}
         if with_hybrid:
             lists[HYBRID] = self._read(self.storage.table(tables.HOLDOUT_HYBRID))

@@ -121,7 +121,7 @@ def item_similarity(
     )
     n_blocks = max(1, min(n_blocks, int((work > 0).sum())))
     block_of = balanced_blocks(work, n_blocks)
-    keys = F.array(*[F.lit(k) for k in _partition_keys(n_blocks)])
+    keys = F.array(*[F.lit(k) for k in partition_keys(n_blocks)])
     histories = capped.mapInArrow(partial(replicate_histories, block_of=block_of), HISTORY_SCHEMA)
     ranked = histories.repartition(n_blocks, F.element_at(keys, F.col(BLOCK) + 1)).mapInArrow(
         partial(
@@ -178,7 +178,7 @@ def _catalogue_arrays(catalogue: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, 
     return counts, work, tie_rank
 
 
-def _partition_keys(n: int) -> list[int]:
+def partition_keys(n: int) -> list[int]:
     """One int key per partition p of `repartition(n, key)`: pmod(murmur3(key), n) = p.
 
     Hash partitioning of the block numbers themselves could send two blocks to one task

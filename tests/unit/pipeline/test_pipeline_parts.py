@@ -357,7 +357,7 @@ def test_publish_refuses_two_models(spark: SparkSession, tmp_path: Path) -> None
 # ---------------------------------------------------------------- final models
 
 
-@pytest.mark.parametrize("champion", ["als", "hybrid", "item_jaccard", "item_llr"])
+@pytest.mark.parametrize("champion", ["als", "hybrid", "item_jaccard", "item_llr", "ease"])
 def test_final_fit_asks_each_runner_for_the_champions_models_only(
     champion: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -371,6 +371,10 @@ def test_final_fit_asks_each_runner_for_the_champions_models_only(
     def als(spark, als_cfg, recommend, tracking, storage, *, top_n, serve):  # type: ignore[no-untyped-def]
         calls.append(("als", storage.root, top_n, als_cfg.rank))
 
+    def ease(spark, ease_cfg, recommend, storage, *, top_n, run_id, serve=None):  # type: ignore[no-untyped-def]
+        calls.append(("ease", storage.root, top_n, ease_cfg.l2))
+        return fits.EaseReport(run_id, 1, 1, 1, {})
+
     class ListsRead(Exception):
         pass
 
@@ -379,6 +383,7 @@ def test_final_fit_asks_each_runner_for_the_champions_models_only(
 
     monkeypatch.setattr(fits, "run_similarity", similarity)
     monkeypatch.setattr(fits, "run_als", als)
+    monkeypatch.setattr(fits, "run_ease", ease)
     monkeypatch.setattr(fits.delta, "read_table", read_table)
     work = StorageConfig(root="/tmp/night")
     tuned = replace(cfg.als, rank=7)
@@ -393,8 +398,16 @@ def test_final_fit_asks_each_runner_for_the_champions_models_only(
         ],
         "item_jaccard": [("similarity", "/tmp/night", n, ("jaccard",))],
         "item_llr": [("similarity", "/tmp/night", n, ("llr",))],
+        "ease": [("ease", "/tmp/night", n, cfg.ease.l2)],
     }
     assert calls == expected[champion]
+
+
+def test_night_models_are_als_each_measure_and_ease_when_enabled() -> None:
+    cfg = load_config(None, ["similarity.measures=[cosine]", "nightly.hybrid_measure=jaccard"])
+    assert fits.night_models(cfg) == ("als", "item_cosine", "item_jaccard", "ease")
+    off = load_config(None, ["similarity.measures=[cosine]", "ease.enabled=false"])
+    assert fits.night_models(off) == ("als", "item_cosine", "item_jaccard")
 
 
 def test_night_measures_add_the_hybrids_once() -> None:

@@ -22,7 +22,7 @@ from recsys_spark.similarity import (
     log_likelihood_ratio,
     top_k_per_group,
 )
-from recsys_spark.similarity.cooccurrence import _partition_keys, _spark_hash_int
+from recsys_spark.similarity.cooccurrence import _spark_hash_int, partition_keys
 
 PAIR_SCHEMA = "user_idx int, item_idx int, item_id string"
 
@@ -317,12 +317,12 @@ def test_balanced_blocks_cut_consecutive_items_by_work():
     np.testing.assert_array_equal(blocks.balanced_blocks(np.zeros(3, np.int64), 2), [0, 0, 0])
 
 
-def test_partition_keys_give_each_block_its_own_partition(spark):
+def testpartition_keys_give_each_block_its_own_partition(spark):
     values = [0, 1, -1, 42, 123_456, 2**31 - 1, -(2**31)]
     hashed = spark.createDataFrame([(v,) for v in values], "v int").select("v", F.hash("v"))
     assert [_spark_hash_int(v) for v, _ in hashed.collect()] == [h for _, h in hashed.collect()]
     for n in (2, 3, 5):
-        keys = _partition_keys(n)
+        keys = partition_keys(n)
         placed = (
             spark.createDataFrame([(k,) for k in keys], "k int")
             .repartition(n, "k")
