@@ -55,9 +55,18 @@ from recsys_spark.io import delta  # noqa: E402
 from recsys_spark.io.files import list_source_files  # noqa: E402
 from recsys_spark.models.affinity import user_item_affinity  # noqa: E402
 from recsys_spark.models.lists import write_recommendations  # noqa: E402
+from recsys_spark.models.ranker import (  # noqa: E402
+    RankerModel,
+    candidate_features,
+    feature_names,
+    fit_ranker,
+    rank_candidates,
+    with_labels,
+)
 from recsys_spark.session import get_spark  # noqa: E402
 
 TOP_N = 10
+RANKER = "ranker"
 DEFAULT_ROOT = "/tmp/recsys-bench/quality"  # the benchmark's own lake: rebuilt at will
 COLUMNS = ("map", "ndcg_at_10", "precision_at_10", "recall_at_10", "catalog_coverage")
 # ../shared/BASELINES.md: MAP, NDCG@10, P@10, R@10, catalogue coverage (None: not given).
@@ -77,7 +86,10 @@ PUBLISHED = {
 }
 
 
-def item_based_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
+Builder = Callable[[DataFrame, int], DataFrame]  # (training pairs, list depth) -> lists
+
+
+def item_based_models(cfg: AppConfig) -> dict[str, Builder]:
     """Item-based co-occurrence models, when recsys_spark.similarity and item_based import."""
     try:
         from recsys_spark.models.item_based import recommend_item_based
@@ -87,8 +99,8 @@ def item_based_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFra
         return {}
     s = cfg.similarity
 
-    def model(measure: str) -> Callable[[DataFrame], DataFrame]:
-        def recommend(train: DataFrame) -> DataFrame:
+    def model(measure: str) -> Builder:
+        def recommend(train: DataFrame, n: int) -> DataFrame:
             sims = item_similarity(
                 train,
                 measures=(measure,),
@@ -98,14 +110,14 @@ def item_based_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFra
                 max_per_item=s.max_per_item,
                 seed=s.seed,
             ).cache()
-            return recommend_item_based(train, sims, measure=measure, top_n=TOP_N)
+            return recommend_item_based(train, sims, measure=measure, top_n=n)
 
         return recommend
 
     return {f"item_{m}": model(m) for m in ("jaccard", "cosine")}
 
 
-def als_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
+def als_models(cfg: AppConfig) -> dict[str, Builder]:
     """Implicit ALS (config `als`, BASELINES row: rank 64, regParam 0.1, alpha 1, 15 iter)."""
     try:
         from recsys_spark.models.als import (
@@ -120,7 +132,7 @@ def als_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
         return {}
     a = cfg.als
 
-    def recommend(train: DataFrame) -> DataFrame:
+    def recommend(train: DataFrame, n: int) -> DataFrame:
         model = fit_als(als_ratings(train, log_scaling=a.log_scaling, eps=a.log_eps).cache(), a)
         items = train.select(C.ITEM_IDX, C.ITEM_ID).distinct()
         users = train.select(C.USER_IDX, C.USER_ID).distinct()
@@ -128,24 +140,57 @@ def als_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
             user_factors(model).join(users, on=C.USER_IDX, how="inner"),
             item_factors(model).join(items, on=C.ITEM_IDX, how="inner"),
             train.select(C.USER_IDX, C.ITEM_IDX),
-            n=TOP_N,
+            n=n,
         )
         return recs
 
     return {"als": recommend}
 
 
-def ease_models(cfg: AppConfig) -> dict[str, Callable[[DataFrame], DataFrame]]:
+def ease_models(cfg: AppConfig) -> dict[str, Builder]:
     """EASE (config `ease`; the BASELINES row is lambda 500 with every weight kept)."""
     from recsys_spark.models.ease import fit_ease, recommend_ease
 
-    def recommend(train: DataFrame) -> DataFrame:
+    def recommend(train: DataFrame, n: int) -> DataFrame:
         fitted = fit_ease(train, cfg.ease)
         if isinstance(fitted, str):
             raise RuntimeError(fitted)
-        return recommend_ease(train, fitted, top_n=TOP_N)
+        return recommend_ease(train, fitted, top_n=n)
 
     return {tables.EASE: recommend}
+
+
+def ranker_lists(
+    cfg: AppConfig, builders: dict[str, Builder], train: DataFrame, deep: dict[str, DataFrame]
+) -> tuple[DataFrame, RankerModel]:
+    """The learned ranker's top-10, trained without the test pairs.
+
+    A `ranker.validation_ratio` share of each user's training pairs is held out as labels;
+    every model is refitted on the rest and proposes `ranker.depth` candidates; LightGBM
+    learns to rank them. The ranker then ranks the candidates of the models fitted on all
+    training pairs (`deep`).
+    """
+    rk = cfg.ranker
+    fit_part, labels = random_split_per_user(train, test_ratio=rk.validation_ratio, seed=rk.seed)
+    fit_part, labels = fit_part.localCheckpoint(eager=True), labels.localCheckpoint(eager=True)
+    proposals = {m: build(fit_part, rk.depth) for m, build in builders.items()}
+    features = feature_names(list(builders), rk.windows, rk.features)
+    candidates = candidate_features(proposals, fit_part, depth=rk.depth, windows=rk.windows)
+    model = fit_ranker(with_labels(candidates, labels), features, rk)
+    scored = candidate_features(deep, train, depth=rk.depth, windows=rk.windows)
+    return rank_candidates(scored, model, top_n=TOP_N), model
+
+
+def ranker_ratios(models: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The ranker's NDCG@10 over EASE's and over the best single model's (empty without it)."""
+    if RANKER not in models:
+        return {}
+    ndcg = {m: v["ndcg_at_10"] for m, v in models.items() if m != RANKER}
+    best = max(ndcg, key=lambda m: ndcg[m])
+    out = {f"over_best_single ({best})": models[RANKER]["ndcg_at_10"] / ndcg[best]}
+    if tables.EASE in ndcg:
+        out["over_ease"] = models[RANKER]["ndcg_at_10"] / ndcg[tables.EASE]
+    return {k: round(v, 4) for k, v in out.items()}
 
 
 def foreign_files(spark, ingest: IngestConfig, storage: StorageConfig) -> list[str]:
@@ -216,20 +261,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"split: {summary}")
 
     recs_path = storage.table(tables.EVAL_RECOMMENDATIONS)
-    builders: dict[str, Callable[[DataFrame], DataFrame]] = {
-        tables.MOST_POPULAR: lambda tr: most_popular_lists(
-            tr, test.select(C.USER_ID).distinct(), n=TOP_N
+    builders: dict[str, Builder] = {
+        tables.MOST_POPULAR: lambda tr, n: most_popular_lists(
+            tr, tr.select(C.USER_ID).distinct(), n=n
         ),
         **item_based_models(cfg),
         **als_models(cfg),
         **ease_models(cfg),
     }
+    # Lists as deep as the ranker's candidates; the single models are scored on their top 10.
+    depth = max(TOP_N, cfg.ranker.depth) if cfg.ranker.enabled else TOP_N
     lists: dict[str, DataFrame] = {}
+    deep: dict[str, DataFrame] = {}
     failed: dict[str, str] = {}
     for model, build in builders.items():
         start = time.perf_counter()
         try:
-            recs = build(train).select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
+            deep[model] = (
+                build(train, depth)
+                .select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
+                .localCheckpoint(eager=True)
+            )
+            recs = deep[model].filter(F.col(C.RANK) <= TOP_N)
             rows = recs.select(
                 "*",
                 F.lit(model).alias(C.MODEL),
@@ -243,6 +296,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         timings[f"{model}_recommend_s"] = time.perf_counter() - start
         lists[model] = delta.read_table(spark, recs_path).filter(F.col(C.MODEL) == model)
+    ranker = None
+    if cfg.ranker.enabled and not failed:
+        start = time.perf_counter()
+        ranked, ranker = ranker_lists(cfg, {m: builders[m] for m in deep}, train, deep)
+        rows = ranked.select(
+            "*",
+            F.lit(RANKER).alias(C.MODEL),
+            F.lit("model").alias(C.SOURCE),
+            F.lit("bench-quality").alias(C.RUN_ID),
+        )
+        write_recommendations(rows, recs_path, RANKER)
+        timings["ranker_s"] = time.perf_counter() - start
+        lists[RANKER] = delta.read_table(spark, recs_path).filter(F.col(C.MODEL) == RANKER)
     print(f"models run: {list(lists)}; failed: {failed or 'none'}")
 
     start = time.perf_counter()
@@ -258,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     timings["evaluate_all_models_s"] = time.perf_counter() - start
     write_report(doc, report_folder(storage, ev.report_dir), tracking)
     print_table(doc["models"])
+    ratios = ranker_ratios(doc["models"])
+    if ranker is not None:
+        print(f"\nranker NDCG@10 ratios: {ratios}")
+        top = sorted(ranker.importance.items(), key=lambda kv: -kv[1])
+        print("ranker feature importance (gain): " + ", ".join(f"{k} {v:.0f}" for k, v in top))
     print("\ntables:")
     for name, path in doc["tables"].items():
         print(f"  {name}: {path}")
@@ -276,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         },  # fmt: skip
         "published": {k: dict(zip(COLUMNS, v, strict=True)) for k, v in PUBLISHED.items()},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "ranker_ndcg_ratios": ratios,
+        "ranker_importance_gain": ranker.importance if ranker is not None else None,
         "metrics_json": doc["report"]["metrics_json"],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

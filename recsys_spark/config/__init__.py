@@ -15,6 +15,7 @@ from recsys_spark.config.sections_models import (
     AlsConfig,
     AlsTuningConfig,
     EaseConfig,
+    RankerConfig,
     RecommendConfig,
     SimilarityConfig,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "MaintenanceConfig",
     "IngestConfig",
     "NightlyConfig",
+    "RankerConfig",
     "RecommendConfig",
     "SampleConfig",
     "SimilarityConfig",

@@ -25,6 +25,7 @@ from recsys_spark.config.sections_data import IngestConfig, SampleConfig
 from recsys_spark.config.sections_models import (
     AlsConfig,
     EaseConfig,
+    RankerConfig,
     RecommendConfig,
     SimilarityConfig,
 )
@@ -59,6 +60,7 @@ class AppConfig:
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     ease: EaseConfig = field(default_factory=EaseConfig)
+    ranker: RankerConfig = field(default_factory=RankerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)

@@ -140,3 +140,43 @@ class EaseConfig:
             raise ConfigError("ease.max_items must be positive")
         if self.top_k < 0 or self.num_partitions < 0:
             raise ConfigError("ease.top_k and ease.num_partitions must be >= 0")
+
+
+RANKER_OBJECTIVES = ("rank_xendcg", "lambdarank")
+RANKER_FEATURE_GROUPS = ("ranks", "scores", "sources", "items", "users")  # models/ranker.py
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """The learned second-stage ranker over every model's candidates (models/ranker.py)."""
+
+    enabled: bool = True
+    depth: int = 50
+    objective: str = "rank_xendcg"
+    features: tuple[str, ...] = ("ranks",)
+    windows: tuple[int, ...] = (7, 30)
+    num_rounds: int = 300
+    learning_rate: float = 0.03
+    num_leaves: int = 7
+    min_data_in_leaf: int = 100
+    max_train_users: int = 20_000
+    validation_ratio: float = 0.2
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for key in ("depth", "num_rounds", "num_leaves", "min_data_in_leaf"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"ranker.{key} must be positive")
+        one_of("ranker.objective", self.objective, RANKER_OBJECTIVES)
+        if not self.features:
+            raise ConfigError("ranker.features: list at least one feature group")
+        for group in self.features:
+            one_of("ranker.features", group, RANKER_FEATURE_GROUPS)
+        if not self.windows or min(self.windows) <= 0:
+            raise ConfigError("ranker.windows: list at least one positive number of days")
+        if not 0.0 < self.learning_rate <= 1.0:
+            raise ConfigError("ranker.learning_rate must be in (0, 1]")
+        if not 0.0 < self.validation_ratio < 1.0:
+            raise ConfigError("ranker.validation_ratio must be in (0, 1)")
+        if self.max_train_users < 0:
+            raise ConfigError("ranker.max_train_users must be >= 0")
