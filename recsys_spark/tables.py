@@ -37,6 +37,7 @@ NIGHTLY = "nightly"
 NIGHT_INPUTS = "night_inputs"  # per run date: the interactions version its first attempt read
 HOLDOUT_PAIRS = "holdout_pairs"  # the chronological holdout's pairs, role validation / test
 HOLDOUT_HYBRID = "holdout_hybrid"  # the hybrid's lists on the holdout
+HOLDOUT_RANKER = "holdout_ranker"  # the learned ranker's lists on the holdout
 FINAL_RECOMMENDATIONS = "final_recommendations"  # the champion refitted, before publishing
 # ... and what it publishes: the champion's lists, partitioned by run date ...
 PUBLISHED_RECOMMENDATIONS = "recommendations"
@@ -50,6 +51,7 @@ MAINTENANCE_LOG = "maintenance_log"
 # Model names in the `model` column of the recommendations tables.
 ALS = "als"
 EASE = "ease"
+RANKER = "ranker"  # the learned ranker over every model's candidates
 HYBRID = "hybrid"
 MOST_POPULAR = "most_popular"  # the evaluation's baseline
 

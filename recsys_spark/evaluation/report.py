@@ -119,6 +119,14 @@ def render_html(doc: Mapping[str, Any]) -> str:
         "<h2>Every metric</h2>",
         _metrics_table(models, sorted({m for v in models.values() for m in v})),
     ]
+    ranker = doc.get("ranker")
+    if ranker:
+        parts.append("<h2>Learned ranker: feature importance</h2>")
+        parts.append(
+            f"<p>trained on {ranker.get('train_users')} users, {ranker.get('train_rows')} "
+            f"candidates from {html.escape(', '.join(ranker.get('sources', [])))}</p>"
+        )
+        parts.append(_img(_plot_importance(ranker.get("importance_gain", {}))))
     for model, parts_by in doc.get("breakdowns", {}).items():
         parts.append(f"<h2>Breakdowns: {html.escape(model)}</h2>")
         for name, table in parts_by.items():
@@ -202,6 +210,16 @@ def _gini_from_lorenz(xs: list[float], ys: list[float]) -> float:
         (x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False)
     )
     return 1.0 - 2.0 * area
+
+
+def _plot_importance(gain: Mapping[str, float]) -> Any:
+    """Total gain per feature of the learned ranker, largest first."""
+    names = sorted(gain, key=lambda f: -gain[f])
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(names) + 1))
+    ax.barh(names[::-1], [gain[f] for f in names[::-1]], color="C2")
+    ax.set_xlabel("total gain")
+    fig.tight_layout()
+    return fig
 
 
 def _plot_bars(models: Mapping[str, Mapping[str, float]]) -> Any:

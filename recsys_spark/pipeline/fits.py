@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from recsys_spark import columns as C
 from recsys_spark import tables
 from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
+from recsys_spark.evaluation.model_eval import most_popular_lists
 from recsys_spark.io import delta
 from recsys_spark.models.affinity import user_item_affinity
 from recsys_spark.models.als_training import AlsRunReport, run_als
@@ -21,6 +22,7 @@ from recsys_spark.models.ease import EaseReport, run_ease
 from recsys_spark.models.fallback import recommend_with_fallback
 from recsys_spark.models.hybrid import blend_ranked_lists
 from recsys_spark.models.popularity import popular_items
+from recsys_spark.pipeline.ranking import NightRanker, final_ranker_lists
 from recsys_spark.similarity.item_models import run_similarity
 
 
@@ -104,14 +106,22 @@ def final_lists(
     als: AlsConfig,
     hybrid_weight: float,
     run_id: str,
+    ranker: NightRanker | None = None,
 ) -> DataFrame:
     """The champion refitted on `storage`'s interactions; `recommend.top_n` items per user.
 
     Returns `user_id`, `item_id`, `rank`, `score`, `source`, `model` (the champion),
     `run_id`: the champion's lists (the hybrid blended with `hybrid_weight`), completed
-    from the popularity ranking for every user of the interactions.
+    from the popularity ranking for every user of the interactions. The `ranker`
+    champion refits every model it ranks (lists `ranker.depth` deep) and ranks them with
+    the ranker the candidates stage fitted.
     """
     nc, n = cfg.nightly, cfg.recommend.top_n
+    if champion == tables.RANKER:
+        if ranker is None:
+            raise RuntimeError("a ranker champion needs the ranker of the candidates stage")
+        lists = _ranker_lists(spark, cfg, storage, ranker, als=als, run_id=run_id)
+        return _completed(spark, cfg, storage, lists, champion, run_id)
     measure = champion_measure(champion, nc.hybrid_measure)
     depth = nc.candidate_depth if champion == tables.HYBRID else n
     if measure is not None:
@@ -134,6 +144,43 @@ def final_lists(
         )
     else:
         lists = rows.filter((F.col(C.MODEL) == champion) & (F.col(C.RANK) <= n))
+    return _completed(spark, cfg, storage, lists, champion, run_id)
+
+
+def _ranker_lists(
+    spark: SparkSession,
+    cfg: AppConfig,
+    storage: StorageConfig,
+    ranker: NightRanker,
+    *,
+    als: AlsConfig,
+    run_id: str,
+) -> DataFrame:
+    """Every model the ranker ranks, refitted for every user, ranked by it."""
+    depth = ranker.depth
+    fit_item_lists(spark, cfg, storage, depth, run_id=run_id)
+    fit_als_lists(spark, cfg, storage, als, depth)
+    if tables.EASE in ranker.sources:
+        fit_ease_lists(spark, cfg, storage, depth, run_id=run_id)
+    rows = delta.read_table(spark, storage.table(tables.MODEL_RECOMMENDATIONS))
+    sources = {m: rows.filter(F.col(C.MODEL) == m) for m in ranker.sources}
+    affinity = user_item_affinity(delta.read_table(spark, storage.table(tables.INTERACTIONS)))
+    users = affinity.select(C.USER_ID).distinct()
+    sources[tables.MOST_POPULAR] = most_popular_lists(affinity, users, n=depth)
+    return final_ranker_lists(sources, affinity, ranker, n=cfg.recommend.top_n).withColumn(
+        C.SOURCE, F.lit("model")
+    )
+
+
+def _completed(
+    spark: SparkSession,
+    cfg: AppConfig,
+    storage: StorageConfig,
+    lists: DataFrame,
+    champion: str,
+    run_id: str,
+) -> DataFrame:
+    """The champion's lists completed from the popularity ranking for every user."""
     events = delta.read_table(spark, storage.table(tables.INTERACTIONS))
     affinity = user_item_affinity(events)
     popular = popular_items(affinity, window_days=cfg.recommend.popularity_window_days)
@@ -142,6 +189,6 @@ def final_lists(
         events.select(C.USER_ID),
         affinity.select(C.USER_ID, C.ITEM_ID),
         popular,
-        n=n,
+        n=cfg.recommend.top_n,
     )
     return complete.select("*", F.lit(champion).alias(C.MODEL), F.lit(run_id).alias(C.RUN_ID))

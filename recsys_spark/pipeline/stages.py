@@ -67,9 +67,10 @@ from recsys_spark.pipeline.publish import (
     publish,
     withdraw_unfinished,
 )
+from recsys_spark.pipeline.ranking import NightRanker, holdout_ranker_lists
 
 log = get_logger(__name__)
-ALS, HYBRID = tables.ALS, tables.HYBRID
+ALS, HYBRID, RANKER = tables.ALS, tables.HYBRID, tables.RANKER
 STAGES = (
     "ingest",
     "snapshot",
@@ -117,6 +118,7 @@ class Night:
         self.skipped: dict[str, str] = {}  # model -> why the holdout fit skipped it
         self.champion = ""
         self.hybrid_weight = float("nan")
+        self.ranker: NightRanker | None = None
         self.doc: dict[str, Any] = {}
         self.decision: GateDecision | None = None
         self.published: Publication | None = None
@@ -264,12 +266,16 @@ class Night:
         failpoint("nightly.after_holdout_models")
 
     def candidates(self) -> None:
-        """The hybrid's weight and the champion, both chosen on the validation users."""
+        """The hybrid's weight, the learned ranker (trained on the validation users, scored
+        on them out of fold) and the champion, all chosen on the validation users."""
         nc = self.cfg.nightly
         k = metric_cutoff(nc.gate_metric, self.cfg.evaluation.k)
         validation = self._held(VALIDATION)
         with self.tracker.stage("candidates") as m:
             lists = self.holdout_lists()
+            if self.cfg.ranker.enabled:
+                ranked = self._holdout_ranker(lists, validation)
+                m.update({f"ranker_gain.{k}": v for k, v in self.ranker.model.importance.items()})
             als, items = lists[ALS], lists[tables.item_model(nc.hybrid_measure)]
             self.hybrid_weight, by_weight = tune_blend_weight(
                 als,
@@ -289,6 +295,8 @@ class Night:
             )
             self._write(hybrid, self.storage.table(tables.HOLDOUT_HYBRID))
             lists[HYBRID] = self._read(self.storage.table(tables.HOLDOUT_HYBRID))
+            if self.cfg.ranker.enabled:
+                lists[RANKER] = ranked
             self.scores = {
                 model: validation_score(rows, validation, metric=nc.gate_metric, k=k)
                 for model, rows in lists.items()
@@ -316,7 +324,7 @@ class Night:
             lists.update(
                 {  # the test users' lists: coverage and diversity over the same users
                     name: rows.filter(F.col(C.RANK) <= depth).join(users, C.USER_ID, "left_semi")
-                    for name, rows in self.holdout_lists(with_hybrid=True).items()
+                    for name, rows in self.holdout_lists(with_combined=True).items()
                 }
             )
             self.doc = evaluate_lists(
@@ -338,6 +346,14 @@ class Night:
                     "holdout_pairs": self.storage.table(tables.HOLDOUT_PAIRS),
                 },
             )
+            if self.ranker is not None:
+                self.doc["ranker"] = {
+                    "sources": list(self.ranker.sources),
+                    "features": list(self.ranker.model.features),
+                    "importance_gain": self.ranker.model.importance,
+                    "train_users": self.ranker.model.train_users,
+                    "train_rows": self.ranker.model.train_rows,
+                }
             self.doc["validation"] = {
                 "metric": self.cfg.nightly.gate_metric,
                 "scores": self.scores,
@@ -386,6 +402,7 @@ class Night:
                 als=self.als,
                 hybrid_weight=self.hybrid_weight,
                 run_id=self.run_id,
+                ranker=self.ranker,
             )
             self._write(lists, self.storage.table(tables.FINAL_RECOMMENDATIONS))
             m.update(
@@ -438,14 +455,36 @@ class Night:
 
     # ------------------------------------------------------------------ helpers
 
-    def holdout_lists(self, *, with_hybrid: bool = False) -> dict[str, DataFrame]:
-        """Each model's lists fitted on the holdout's training side."""
+    def holdout_lists(self, *, with_combined: bool = False) -> dict[str, DataFrame]:
+        """Each model's lists fitted on the holdout's training side (`with_combined`: and
+        the hybrid's and the ranker's)."""
         rows = self._read(self.holdout.table(tables.MODEL_RECOMMENDATIONS))
         models = [m for m in night_models(self.cfg) if m not in self.skipped]
         lists = {m: rows.filter(F.col(C.MODEL) == m) for m in models}
-        if with_hybrid:
+        if with_combined:
             lists[HYBRID] = self._read(self.storage.table(tables.HOLDOUT_HYBRID))
+            if self.cfg.ranker.enabled:
+                lists[RANKER] = self._read(self.storage.table(tables.HOLDOUT_RANKER))
         return lists
+
+    def _holdout_ranker(self, lists: dict[str, DataFrame], validation: DataFrame) -> DataFrame:
+        """Fit the ranker over `lists` and the most-popular list; write its holdout lists."""
+        depth = min(self.cfg.ranker.depth, self.cfg.nightly.candidate_depth)
+        train = user_item_affinity(self._read(self.holdout.table(tables.INTERACTIONS)))
+        users = self._read(self.storage.table(tables.HOLDOUT_PAIRS)).select(C.USER_ID).distinct()
+        sources = {**lists, tables.MOST_POPULAR: most_popular_lists(train, users, n=depth)}
+        ranked, self.ranker = holdout_ranker_lists(
+            sources,
+            train,
+            validation,
+            self.cfg.ranker,
+            depth=depth,
+            n=self._eval_depth(),
+            seed=self.cfg.evaluation.seed,
+        )
+        rows = ranked.select("*", F.lit(RANKER).alias(C.MODEL), F.lit("model").alias(C.SOURCE))
+        self._write(rows, self.storage.table(tables.HOLDOUT_RANKER))
+        return self._read(self.storage.table(tables.HOLDOUT_RANKER))
 
     def working_versions(self) -> dict[str, int]:
         """The Delta versions of this night's input and output tables (for lineage)."""

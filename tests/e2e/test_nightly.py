@@ -111,9 +111,9 @@ def test_night_publishes_a_full_list_for_every_user(spark: SparkSession, first_n
     log = delta.read_table(spark, cfg.storage.table(tables.PUBLISH_LOG)).collect()
     assert [(r["run_date"], r[C.MODEL]) for r in log] == [(RUN_DATE, report.champion)]
     assert log[0]["value"] == pytest.approx(report.gate.value)
-    # Every model competed (EASE included); the champion is the best on validation, the
-    # hybrid weight one of those tried.
-    assert set(report.validation) == {"als", "item_jaccard", "ease", "hybrid"}
+    # Every model competed (EASE and the learned ranker included); the champion is the
+    # best on validation, the hybrid weight one of those tried.
+    assert set(report.validation) == {"als", "item_jaccard", "ease", "hybrid", "ranker"}
     assert report.validation[report.champion] == max(report.validation.values())
     assert report.hybrid_weight in cfg.nightly.hybrid_weights
     assert Path(report.report["html"]).is_file() and Path(report.report["metrics_json"]).is_file()

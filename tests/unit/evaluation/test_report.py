@@ -47,7 +47,11 @@ def test_format_table_and_html_without_models() -> None:
     assert lines[2].split() == ["a", "0.500000", "10"]
     assert lines[3].split()[0] == "long_name" and lines[3].split()[2] == "-"
     doc = {"run_id": "x", "ks": [10], "k": 10, "models": {}, "split": {"kind": "random"}}
-    assert "<h1>" in render_html(doc)
+    assert "<h1>" in render_html(doc) and "Learned ranker" not in render_html(doc)
+    ranker = {"sources": ["als", "ease"], "importance_gain": {"rank__als": 3.0, "rank__ease": 9.0}}
+    page = render_html({**doc, "ranker": {**ranker, "train_users": 7, "train_rows": 70}})
+    assert "Learned ranker: feature importance" in page and "from als, ease" in page
+    assert page.count("data:image/png") == render_html(doc).count("data:image/png") + 1
 
 
 def test_a_split_carries_the_fingerprint_of_its_settings_and_source(

@@ -17,10 +17,10 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.config import StorageConfig, load_config
+from recsys_spark.config import RankerConfig, StorageConfig, load_config
 from recsys_spark.io import delta
 from recsys_spark.models.hybrid import blend_ranked_lists
-from recsys_spark.pipeline import fits, schedule
+from recsys_spark.pipeline import fits, ranking, schedule
 from recsys_spark.pipeline.champion import choose_champion, metric_cutoff, tune_blend_weight
 from recsys_spark.pipeline.gate import quality_gate
 from recsys_spark.pipeline.holdout import (
@@ -33,6 +33,7 @@ from recsys_spark.pipeline.holdout import (
 )
 from recsys_spark.pipeline.lock import LockHeldError, acquire
 from recsys_spark.pipeline.publish import last_published, publish, withdraw_unfinished
+from recsys_spark.pipeline.ranking import NightRanker
 
 LIST_COLS = [C.USER_ID, C.ITEM_ID, C.RANK, C.SOURCE]
 
@@ -357,7 +358,9 @@ def test_publish_refuses_two_models(spark: SparkSession, tmp_path: Path) -> None
 # ---------------------------------------------------------------- final models
 
 
-@pytest.mark.parametrize("champion", ["als", "hybrid", "item_jaccard", "item_llr", "ease"])
+@pytest.mark.parametrize(
+    "champion", ["als", "hybrid", "item_jaccard", "item_llr", "ease", "ranker"]
+)
 def test_final_fit_asks_each_runner_for_the_champions_models_only(
     champion: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,8 +390,11 @@ def test_final_fit_asks_each_runner_for_the_champions_models_only(
     monkeypatch.setattr(fits.delta, "read_table", read_table)
     work = StorageConfig(root="/tmp/night")
     tuned = replace(cfg.als, rank=7)
+    ranker = NightRanker(None, ("als", "ease", "item_jaccard", "most_popular"), 30, (7,))  # type: ignore[arg-type]
     with pytest.raises(ListsRead):  # the fits are done when the lists are read back
-        fits.final_lists(None, cfg, work, champion, als=tuned, hybrid_weight=0.5, run_id="r")
+        fits.final_lists(
+            None, cfg, work, champion, als=tuned, hybrid_weight=0.5, run_id="r", ranker=ranker
+        )
     n, depth = cfg.recommend.top_n, cfg.nightly.candidate_depth
     expected = {
         "als": [("als", "/tmp/night", n, 7)],
@@ -399,8 +405,51 @@ def test_final_fit_asks_each_runner_for_the_champions_models_only(
         "item_jaccard": [("similarity", "/tmp/night", n, ("jaccard",))],
         "item_llr": [("similarity", "/tmp/night", n, ("llr",))],
         "ease": [("ease", "/tmp/night", n, cfg.ease.l2)],
+        "ranker": [  # every model it ranks, as deep as its candidates
+            ("similarity", "/tmp/night", 30, fits.night_measures(cfg)),
+            ("als", "/tmp/night", 30, 7),
+            ("ease", "/tmp/night", 30, cfg.ease.l2),
+        ],
     }
     assert calls == expected[champion]
+
+
+def test_the_nights_ranker_scores_validation_users_out_of_fold(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.models.test_ranker import synthetic
+
+    lists, train, labels = synthetic(spark, 5, n_users=40)
+    val_users = [f"u{u:02d}" for u in range(0, 40, 2)]
+    validation = labels.filter(F.col(C.USER_ID).isin(val_users))
+    trained: list[set[str]] = []
+    scored: list[tuple[int, set[str]]] = []
+    fit, rank = ranking.fit_ranker, ranking.rank_candidates
+
+    def recording_fit(labelled, names, cfg):  # type: ignore[no-untyped-def]
+        trained.append({r[0] for r in labelled.select(C.USER_ID).distinct().collect()})
+        return fit(labelled, names, cfg)
+
+    def recording_rank(features, model, *, top_n):  # type: ignore[no-untyped-def]
+        users = {r[0] for r in features.select(C.USER_ID).distinct().collect()}
+        scored.append((len(trained) - 1, users))
+        return rank(features, model, top_n=top_n)
+
+    monkeypatch.setattr(ranking, "fit_ranker", recording_fit)
+    monkeypatch.setattr(ranking, "rank_candidates", recording_rank)
+    cfg = RankerConfig(num_rounds=20, min_data_in_leaf=3)
+    ranked, night_ranker = ranking.holdout_ranker_lists(
+        lists, train, validation, cfg, depth=6, n=3, seed=42
+    )
+    got = ranked.toPandas()
+    assert (got.groupby(C.USER_ID).size() == 3).all() and got[C.USER_ID].nunique() == 40
+    # Three fits: one per fold, then every validation user for the others.
+    assert len(trained) == 3 and trained[2] == set(val_users)
+    assert trained[0] | trained[1] == set(val_users) and not trained[0] & trained[1]
+    for model, users in scored:  # nobody is scored by a model that learned from them
+        assert not users & trained[model]
+    assert scored[2][1] == {f"u{u:02d}" for u in range(1, 40, 2)}
+    assert night_ranker.sources == ("strong", "weak") and night_ranker.depth == 6
 
 
 def test_night_models_are_als_each_measure_and_ease_when_enabled() -> None:
