@@ -46,6 +46,7 @@ from recsys_spark.config import AppConfig, IngestConfig, StorageConfig  # noqa: 
 from recsys_spark.data.splits import random_split_per_user, split_summary  # noqa: E402
 from recsys_spark.evaluation.model_eval import evaluate_lists, most_popular_lists  # noqa: E402
 from recsys_spark.evaluation.offline import (  # noqa: E402
+    lists_of_test_users,
     report_folder,
     split_description,
     write_report,
@@ -310,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         timings["ranker_s"] = time.perf_counter() - start
         lists[RANKER] = delta.read_table(spark, recs_path).filter(F.col(C.MODEL) == RANKER)
     print(f"models run: {list(lists)}; failed: {failed or 'none'}")
+    # Scored as jobs/evaluate.py scores them: the test users' lists only.
+    lists = lists_of_test_users(spark, recs_path, tuple(lists), test.select(C.USER_ID).distinct())
 
     start = time.perf_counter()
     doc = evaluate_lists(

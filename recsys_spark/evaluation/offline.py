@@ -210,7 +210,7 @@ def run_evaluation(
         )
     }
     recs_path = holdout_storage(storage).table(tables.MODEL_RECOMMENDATIONS)
-    lists.update(_model_lists(spark, recs_path, evaluation.models, users))
+    lists.update(lists_of_test_users(spark, recs_path, evaluation.models, users))
     doc = evaluate_lists(
         lists,
         train,
@@ -231,10 +231,11 @@ def run_evaluation(
     return doc
 
 
-def _model_lists(
+def lists_of_test_users(
     spark: SparkSession, recs_path: str, models: tuple[str, ...], users: DataFrame
 ) -> dict[str, DataFrame]:
-    """The test users' lists of each wanted model (every model there when none named)."""
+    """The test users' lists of each wanted model (every model there when none named):
+    what `run_evaluation` scores, and `make bench-quality` with it."""
     if not delta.table_exists(spark, recs_path):
         log.warning("no recommendations at %s: only the baseline is evaluated", recs_path)
         return {}
