@@ -11,12 +11,24 @@ JARS_STAMP := jars/.resolved
 VENV_STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv jars sample-data ingest maintain demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
+.PHONY: help setup openmp venv jars sample-data ingest maintain demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
 
 help: ## list every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(VENV_STAMP) $(JARS_STAMP) native-blas ## create .venv, install pinned packages, fetch the Delta jars
+setup: $(VENV_STAMP) $(JARS_STAMP) native-blas openmp ## create .venv, install pinned packages, fetch the Delta jars
+
+# LightGBM's wheel (the learned ranker) links the OpenMP runtime libgomp.so.1, which
+# Debian ships as libgomp1 (present wherever gcc is). Installed as root when missing;
+# without root the command to run is printed and the ranker's import fails clearly.
+openmp: ## install Debian's libgomp1 when missing (the LightGBM ranker needs it)
+	@if /sbin/ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1 '; then \
+	    echo "OpenMP runtime: libgomp.so.1 present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgomp1; \
+	else \
+	    echo "error: libgomp.so.1 missing: run sudo apt-get install libgomp1"; exit 1; \
+	fi
 
 # Spark ALS runs its normal equations through netlib, which uses a native libblas.so.3
 # when one resolves (Debian's OpenBLAS) and a slower Java BLAS otherwise. Best effort:
