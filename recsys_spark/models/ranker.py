@@ -52,6 +52,10 @@ FEATURE_GROUPS = ("ranks", "scores", "sources", "items", "users")
 _DAY_S = 86_400.0
 
 
+class NoTrainingSignal(ValueError):
+    """No user's candidates hold a held-out item: there is nothing to learn from."""
+
+
 @dataclass(frozen=True)
 class RankerModel:
     """A fitted ranker: LightGBM's model as text, its features, and their importances."""
@@ -190,7 +194,7 @@ def fit_ranker(labelled: DataFrame, features: tuple[str, ...], cfg: RankerConfig
         with_pos = with_pos.join(keys, C.USER_ID, "left_semi")
     rows = with_pos.select(C.USER_ID, C.ITEM_ID, LABEL, *features).toPandas()
     if rows.empty:
-        raise ValueError("no user's candidates hold a held-out item: nothing to train on")
+        raise NoTrainingSignal("no user's candidates hold a held-out item: nothing to train on")
     rows = rows.sort_values([C.USER_ID, C.ITEM_ID], kind="stable", ignore_index=True)
     groups = rows.groupby(C.USER_ID, sort=False).size().to_numpy()
     x = rows[list(features)].astype(np.float64).to_numpy()

@@ -34,6 +34,7 @@ from recsys_spark.io import delta
 from recsys_spark.logs import get_logger
 from recsys_spark.models.affinity import user_item_affinity
 from recsys_spark.models.hybrid import blend_ranked_lists
+from recsys_spark.models.ranker import NoTrainingSignal
 from recsys_spark.pipeline import inputs, schedule
 from recsys_spark.pipeline.champion import (
     choose_champion,
@@ -273,9 +274,10 @@ class Night:
         validation = self._held(VALIDATION)
         with self.tracker.stage("candidates") as m:
             lists = self.holdout_lists()
-            if self.cfg.ranker.enabled:
-                ranked = self._holdout_ranker(lists, validation)
-                m.update({f"ranker_gain.{k}": v for k, v in self.ranker.model.importance.items()})
+            ranked = self._holdout_ranker(lists, validation) if self.cfg.ranker.enabled else None
+            if self.ranker is not None:
+                gain = self.ranker.model.importance
+                m.update({f"ranker_gain.{feature}": v for feature, v in gain.items()})
             als, items = lists[ALS], lists[tables.item_model(nc.hybrid_measure)]
             self.hybrid_weight, by_weight = tune_blend_weight(
                 als,
@@ -295,7 +297,7 @@ class Night:
             )
             self._write(hybrid, self.storage.table(tables.HOLDOUT_HYBRID))
             lists[HYBRID] = self._read(self.storage.table(tables.HOLDOUT_HYBRID))
-            if self.cfg.ranker.enabled:
+            if ranked is not None:
                 lists[RANKER] = ranked
             self.scores = {
                 model: validation_score(rows, validation, metric=nc.gate_metric, k=k)
@@ -463,25 +465,34 @@ class Night:
         lists = {m: rows.filter(F.col(C.MODEL) == m) for m in models}
         if with_combined:
             lists[HYBRID] = self._read(self.storage.table(tables.HOLDOUT_HYBRID))
-            if self.cfg.ranker.enabled:
+            if self.cfg.ranker.enabled and RANKER not in self.skipped:
                 lists[RANKER] = self._read(self.storage.table(tables.HOLDOUT_RANKER))
         return lists
 
-    def _holdout_ranker(self, lists: dict[str, DataFrame], validation: DataFrame) -> DataFrame:
-        """Fit the ranker over `lists` and the most-popular list; write its holdout lists."""
+    def _holdout_ranker(
+        self, lists: dict[str, DataFrame], validation: DataFrame
+    ) -> DataFrame | None:
+        """Fit the ranker over `lists` and the most-popular list; write its holdout lists.
+        None (the ranker skipped, the reason logged) when no validation user's candidates
+        hold a held-out item."""
         depth = min(self.cfg.ranker.depth, self.cfg.nightly.candidate_depth)
         train = user_item_affinity(self._read(self.holdout.table(tables.INTERACTIONS)))
         users = self._read(self.storage.table(tables.HOLDOUT_PAIRS)).select(C.USER_ID).distinct()
         sources = {**lists, tables.MOST_POPULAR: most_popular_lists(train, users, n=depth)}
-        ranked, self.ranker = holdout_ranker_lists(
-            sources,
-            train,
-            validation,
-            self.cfg.ranker,
-            depth=depth,
-            n=self._eval_depth(),
-            seed=self.cfg.evaluation.seed,
-        )
+        try:
+            ranked, self.ranker = holdout_ranker_lists(
+                sources,
+                train,
+                validation,
+                self.cfg.ranker,
+                depth=depth,
+                n=self._eval_depth(),
+                seed=self.cfg.evaluation.seed,
+            )
+        except NoTrainingSignal as exc:
+            self.skipped[RANKER] = str(exc)
+            log.warning("learned ranker skipped tonight: %s", exc)
+            return None
         rows = ranked.select("*", F.lit(RANKER).alias(C.MODEL), F.lit("model").alias(C.SOURCE))
         self._write(rows, self.storage.table(tables.HOLDOUT_RANKER))
         return self._read(self.storage.table(tables.HOLDOUT_RANKER))

@@ -452,6 +452,24 @@ def test_the_nights_ranker_scores_validation_users_out_of_fold(
     assert night_ranker.sources == ("strong", "weak") and night_ranker.depth == 6
 
 
+def test_a_ranker_with_nothing_to_learn_is_skipped_not_fatal(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recsys_spark.models.ranker import NoTrainingSignal
+    from recsys_spark.pipeline import stages
+
+    def nothing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise NoTrainingSignal("no user's candidates hold a held-out item")
+
+    monkeypatch.setattr(stages, "holdout_ranker_lists", nothing)
+    cfg = load_config(None, [f"storage.root={tmp_path}", "tracking.enabled=false"])
+    night = stages.Night(spark, cfg, date(2026, 3, 1))
+    events = events_frame(spark, [("u1", "a", "2026-02-01 10:00:00")])
+    monkeypatch.setattr(night, "_read", lambda path: events)
+    assert night._holdout_ranker({}, events) is None
+    assert night.ranker is None and "held-out item" in night.skipped["ranker"]
+
+
 def test_night_models_are_als_each_measure_and_ease_when_enabled() -> None:
     cfg = load_config(None, ["similarity.measures=[cosine]", "nightly.hybrid_measure=jaccard"])
     assert fits.night_models(cfg) == ("als", "item_cosine", "item_jaccard", "ease")
