@@ -182,6 +182,17 @@ def ranker_lists(
     return rank_candidates(scored, model, top_n=TOP_N), model
 
 
+def write_model_lists(recs: DataFrame, recs_path: str, model: str) -> None:
+    """One model's lists (`user_id`, `item_id`, `rank`, `score`) into eval_recommendations."""
+    rows = recs.select(
+        "*",
+        F.lit(model).alias(C.MODEL),
+        F.lit("model").alias(C.SOURCE),
+        F.lit("bench-quality").alias(C.RUN_ID),
+    )
+    write_recommendations(rows, recs_path, model)
+
+
 def ranker_ratios(models: dict[str, dict[str, float]]) -> dict[str, float]:
     """The ranker's NDCG@10 over EASE's and over the best single model's (empty without it)."""
     if RANKER not in models:
@@ -272,7 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     # Lists as deep as the ranker's candidates; the single models are scored on their top 10.
     depth = max(TOP_N, cfg.ranker.depth) if cfg.ranker.enabled else TOP_N
-    lists: dict[str, DataFrame] = {}
     deep: dict[str, DataFrame] = {}
     failed: dict[str, str] = {}
     for model, build in builders.items():
@@ -283,36 +293,22 @@ def main(argv: list[str] | None = None) -> int:
                 .select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE)
                 .localCheckpoint(eager=True)
             )
-            recs = deep[model].filter(F.col(C.RANK) <= TOP_N)
-            rows = recs.select(
-                "*",
-                F.lit(model).alias(C.MODEL),
-                F.lit("model").alias(C.SOURCE),
-                F.lit("bench-quality").alias(C.RUN_ID),
-            )
-            write_recommendations(rows, recs_path, model)
+            write_model_lists(deep[model].filter(F.col(C.RANK) <= TOP_N), recs_path, model)
         except Exception as exc:  # a model written in parallel may be broken: report, go on
             traceback.print_exc()
             failed[model] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             continue
         timings[f"{model}_recommend_s"] = time.perf_counter() - start
-        lists[model] = delta.read_table(spark, recs_path).filter(F.col(C.MODEL) == model)
     ranker = None
     if cfg.ranker.enabled and not failed:
         start = time.perf_counter()
         ranked, ranker = ranker_lists(cfg, {m: builders[m] for m in deep}, train, deep)
-        rows = ranked.select(
-            "*",
-            F.lit(RANKER).alias(C.MODEL),
-            F.lit("model").alias(C.SOURCE),
-            F.lit("bench-quality").alias(C.RUN_ID),
-        )
-        write_recommendations(rows, recs_path, RANKER)
+        write_model_lists(ranked, recs_path, RANKER)
         timings["ranker_s"] = time.perf_counter() - start
-        lists[RANKER] = delta.read_table(spark, recs_path).filter(F.col(C.MODEL) == RANKER)
-    print(f"models run: {list(lists)}; failed: {failed or 'none'}")
+    models = (*deep, RANKER) if ranker is not None else tuple(deep)
+    print(f"models run: {list(models)}; failed: {failed or 'none'}")
     # Scored as jobs/evaluate.py scores them: the test users' lists only.
-    lists = lists_of_test_users(spark, recs_path, tuple(lists), test.select(C.USER_ID).distinct())
+    lists = lists_of_test_users(spark, recs_path, models, test.select(C.USER_ID).distinct())
 
     start = time.perf_counter()
     doc = evaluate_lists(

@@ -39,7 +39,7 @@ from recsys_spark.config import EaseConfig, RecommendConfig, StorageConfig
 from recsys_spark.io import delta
 from recsys_spark.logs import get_logger, stage
 from recsys_spark.models.affinity import user_item_affinity
-from recsys_spark.models.fallback import recommend_with_fallback, users_by_source
+from recsys_spark.models.fallback import recommend_with_fallback, served_frames, users_by_source
 from recsys_spark.models.item_based import recommend_from_matrix
 from recsys_spark.models.lists import write_recommendations
 from recsys_spark.models.popularity import popular_items
@@ -47,6 +47,7 @@ from recsys_spark.similarity.blocks import (
     BLOCK,
     HISTORY_SCHEMA,
     balanced_blocks,
+    block_matrices,
     replicate_histories,
 )
 from recsys_spark.similarity.cooccurrence import partition_keys
@@ -262,12 +263,7 @@ def run_ease(
         log.warning(fitted)
         affinity.unpersist()
         return EaseReport(run_id, 0, 0, 0, {}, skipped=fitted)
-    users, histories = interactions.select(C.USER_ID), affinity
-    seen = interactions.select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.ITEM_ID)
-    if serve is not None:
-        users = serve.select(C.USER_ID)
-        histories = affinity.join(users, on=C.USER_ID, how="left_semi")
-        seen = seen.join(users, on=C.USER_ID, how="left_semi")
+    users, histories, seen = served_frames(interactions, affinity, serve)
     events = interactions.select(C.USER_ID, C.ITEM_ID, F.col(C.EVENT_TS).alias(C.LAST_TS))
     popular = popular_items(events, window_days=recommend.popularity_window_days)
     path = storage.table(tables.MODEL_RECOMMENDATIONS)
@@ -305,22 +301,7 @@ def _gram_rows(
     batches: Iterator[pa.RecordBatch], *, block_of: np.ndarray, n_items: int
 ) -> Iterator[pa.RecordBatch]:
     """The complete rows of XᵀX (diagonal included) of every item block in this partition."""
-    chunks = [b for b in batches if b.num_rows]
-    if not chunks:
-        return
-    table = pa.Table.from_batches(chunks)
-    block = table.column(BLOCK).to_numpy()
-    users = table.column(C.USER_IDX).to_numpy()
-    items = table.column(C.ITEM_IDX).to_numpy()
-    for b in np.unique(block):
-        mine = block == b
-        _, row = np.unique(users[mine], return_inverse=True)
-        x = sp.csr_matrix(
-            (np.ones(len(row), dtype=np.int64), (row, items[mine])),
-            shape=(int(row.max()) + 1, n_items),
-        )
-        xt = x.T.tocsr()
-        own = np.flatnonzero((block_of == b) & (np.diff(xt.indptr) > 0))
+    for x, xt, own in block_matrices(batches, block_of=block_of, n_items=n_items):
         for lo in range(0, len(own), _ROWS_PER_CHUNK):
             rows = own[lo : lo + _ROWS_PER_CHUNK]
             counts = (xt[rows] @ x).tocoo()

@@ -95,6 +95,27 @@ def recommend_with_fallback(
     return listed.unionByName(filler)
 
 
+def served_frames(
+    interactions: DataFrame, affinity: DataFrame, serve: DataFrame | None
+) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """The users to serve, their histories and every pair they have seen.
+
+    Every user of `interactions` by default, or the `user_id`s of `serve` (the nightly's
+    holdout users). Seen pairs come from `interactions`, so pairs the affinity leaves out
+    (before its window, or of no weight) are still never recommended.
+
+    Returns `(users, histories, seen)`: `user_id`; the `affinity` rows of those users;
+    `user_idx`, `user_id`, `item_idx`, `item_id` of their interactions.
+    """
+    users, histories = interactions.select(C.USER_ID), affinity
+    seen = interactions.select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.ITEM_ID)
+    if serve is not None:
+        users = serve.select(C.USER_ID)
+        histories = affinity.join(users, on=C.USER_ID, how="left_semi")
+        seen = seen.join(users, on=C.USER_ID, how="left_semi")
+    return users, histories, seen
+
+
 def users_by_source(recs: DataFrame) -> dict[str, int]:
     """Distinct users served by each source (a topped-up user counts under both).
 

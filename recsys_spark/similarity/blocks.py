@@ -95,6 +95,30 @@ def replicate_histories(
         )
 
 
+def block_matrices(
+    batches: Iterator[pa.RecordBatch], *, block_of: np.ndarray, n_items: int
+) -> Iterator[tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]]:
+    """Per item block of this partition (rows of `replicate_histories`): the binary
+    user x item matrix X of its users, Xᵀ, and the block's own items that have users.
+    Complete rows of C = XᵀX for those items are `Xᵀ[own] @ X`."""
+    chunks = [b for b in batches if b.num_rows]
+    if not chunks:
+        return
+    table = pa.Table.from_batches(chunks)
+    block = table.column(BLOCK).to_numpy()
+    users = table.column(C.USER_IDX).to_numpy()
+    items = table.column(C.ITEM_IDX).to_numpy()
+    for b in np.unique(block):
+        mine = block == b
+        _, row = np.unique(users[mine], return_inverse=True)
+        x = sp.csr_matrix(
+            (np.ones(len(row), dtype=np.int32), (row, items[mine])),
+            shape=(int(row.max()) + 1, n_items),
+        )
+        xt = x.T.tocsr()
+        yield x, xt, np.flatnonzero((block_of == b) & (np.diff(xt.indptr) > 0))
+
+
 def block_neighbours(
     batches: Iterator[pa.RecordBatch],
     *,
@@ -110,23 +134,7 @@ def block_neighbours(
 
     Rows: `item_idx`, `neighbour_idx`, `measure`, `rank`, `score`, `cooccurrence`.
     """
-    chunks = [b for b in batches if b.num_rows]
-    if not chunks:
-        return
-    table = pa.Table.from_batches(chunks)
-    block = table.column(BLOCK).to_numpy()
-    users = table.column(C.USER_IDX).to_numpy()
-    items = table.column(C.ITEM_IDX).to_numpy()
-    n_items = len(item_counts)
-    for b in np.unique(block):
-        mine = block == b
-        _, row = np.unique(users[mine], return_inverse=True)
-        x = sp.csr_matrix(
-            (np.ones(len(row), dtype=np.int32), (row, items[mine])),
-            shape=(int(row.max()) + 1, n_items),
-        )
-        xt = x.T.tocsr()
-        own = np.flatnonzero((block_of == b) & (np.diff(xt.indptr) > 0))
+    for x, xt, own in block_matrices(batches, block_of=block_of, n_items=len(item_counts)):
         # Cost of each own row of C: the history sizes of its users, summed.
         work = xt[own] @ np.diff(x.indptr).astype(np.int64)
         cuts = np.flatnonzero(np.diff(np.cumsum(work) // WORK_PER_CHUNK)) + 1

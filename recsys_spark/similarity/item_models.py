@@ -24,7 +24,7 @@ from recsys_spark.config import RecommendConfig, SimilarityConfig, StorageConfig
 from recsys_spark.io import delta
 from recsys_spark.logs import get_logger, stage
 from recsys_spark.models.affinity import user_item_affinity
-from recsys_spark.models.fallback import users_by_source
+from recsys_spark.models.fallback import served_frames, users_by_source
 from recsys_spark.models.item_based import item_based_lists, similar_items
 from recsys_spark.models.lists import write_recommendations
 from recsys_spark.models.popularity import popular_items
@@ -109,14 +109,7 @@ def run_similarity(
     rec_rows: dict[str, int] = {}
     served: dict[str, dict[str, int]] = {}
     recs_path = storage.table(tables.MODEL_RECOMMENDATIONS)
-    # Every pair ever seen is excluded, also those the affinity leaves out (before its
-    # window, or of no weight).
-    users, histories = interactions.select(C.USER_ID), affinity
-    seen = interactions.select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.ITEM_ID)
-    if serve is not None:
-        users = serve.select(C.USER_ID)
-        histories = affinity.join(users, on=C.USER_ID, how="left_semi")
-        seen = seen.join(users, on=C.USER_ID, how="left_semi")
+    users, histories, seen = served_frames(interactions, affinity, serve)
     for measure in measures:
         model = tables.item_model(measure)
         with stage(log, f"item-based top-{top_n} ({measure}, {similarity.neighbourhood})"):
