@@ -16,6 +16,13 @@ USER_INDEX = "user_index"
 ITEM_INDEX = "item_index"
 INGEST_LOG = "ingest_log"
 INGEST_BATCHES = "ingest_batches"
+# Catalogue (recsys_spark.catalog.ingest): items and exclusions MERGEd by id, their
+# quarantined rows and one log row per catalogue batch.
+ITEMS = "items"
+EXCLUSIONS = "exclusions"
+ITEMS_QUARANTINE = "items_quarantine"
+EXCLUSIONS_QUARANTINE = "exclusions_quarantine"
+CATALOG_BATCHES = "catalog_batches"
 # Models (recsys_spark.models.als_training, recsys_spark.similarity.item_models): every
 # model's newest top-N lists, one `model` value each, and what the models are made of.
 MODEL_RECOMMENDATIONS = "model_recommendations"

@@ -8,6 +8,12 @@ naming the key, before any Spark work starts. Each runner takes the sections it 
 from __future__ import annotations
 
 from recsys_spark.config.loader import BASE_FILE, CONF_DIR, AppConfig, from_mapping, load_config
+from recsys_spark.config.sections_catalog import (
+    CatalogConfig,
+    ExclusionsFile,
+    ItemsFile,
+    RulesConfig,
+)
 from recsys_spark.config.sections_data import ColumnMapping, IngestConfig, SampleConfig
 from recsys_spark.config.sections_models import (
     SIMILARITY_MEASURES,
@@ -39,15 +45,19 @@ __all__ = [
     "AlsConfig",
     "AlsTuningConfig",
     "AppConfig",
+    "CatalogConfig",
     "ColumnMapping",
     "ConfigError",
     "EaseConfig",
     "EvaluationConfig",
+    "ExclusionsFile",
+    "ItemsFile",
     "MaintenanceConfig",
     "IngestConfig",
     "NightlyConfig",
     "RankerConfig",
     "RecommendConfig",
+    "RulesConfig",
     "SampleConfig",
     "SimilarityConfig",
     "SparkConfig",

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from recsys_spark.config.sections_catalog import CatalogConfig, RulesConfig
 from recsys_spark.config.sections_data import IngestConfig, SampleConfig
 from recsys_spark.config.sections_models import (
     AlsConfig,
@@ -55,6 +56,8 @@ class AppConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     als: AlsConfig = field(default_factory=AlsConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)

@@ -128,7 +128,10 @@ class SampleConfig:
     `n_groups` latent taste groups (at most `n_items`) over `days` days from `start_date`
     (ISO, not before 1970); item popularity is Zipf with `popularity_exponent` (0 =
     uniform); `duplicate_fraction` and `bad_row_fraction` are shares in [0, 1) whose sum is
-    below 1. The same settings always give the same rows.
+    below 1. `new_item_fraction` of the items launch in the last `new_item_days` and
+    `withdrawn_fraction` are withdrawn in the last 30 days (no events outside their
+    window); `catalog_path` ("" = none) receives the item catalogue. The same settings
+    always give the same rows.
     """
 
     path: str = "data/sample/events.csv"
@@ -144,6 +147,10 @@ class SampleConfig:
     duplicate_fraction: float = 0.01
     bad_row_fraction: float = 0.002
     timestamp_format: str = "iso"
+    catalog_path: str = "data/sample/items.csv"
+    new_item_fraction: float = 0.02
+    new_item_days: int = 21
+    withdrawn_fraction: float = 0.03
 
     def __post_init__(self) -> None:
         one_of("sample.format", self.format, SAMPLE_FILE_FORMATS)
@@ -160,6 +167,14 @@ class SampleConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v < 1.0:
                 raise ConfigError(f"sample.{name} must be a number in [0, 1), got {v!r}")
+        for name in ("new_item_fraction", "withdrawn_fraction"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v < 0.5:
+                raise ConfigError(f"sample.{name} must be a number in [0, 0.5), got {v!r}")
+        if not 1 <= self.new_item_days <= self.days:
+            raise ConfigError(
+                f"sample.new_item_days must be in [1, days={self.days}], got {self.new_item_days}"
+            )
         if self.duplicate_fraction + self.bad_row_fraction >= 1.0:
             raise ConfigError("sample.duplicate_fraction + bad_row_fraction must be < 1")
         e = self.popularity_exponent

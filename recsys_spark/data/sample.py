@@ -59,6 +59,7 @@ import pyarrow.parquet as pq
 
 from recsys_spark.config import SampleConfig
 from recsys_spark.config.sections_data import SAMPLE_FILE_FORMATS
+from recsys_spark.data.sample_catalog import Lifecycle, catalog_frame, item_lifecycle, write_catalog
 from recsys_spark.logs import get_logger
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
@@ -91,6 +92,7 @@ class _World:
     item_names: np.ndarray
     event_names: np.ndarray
     start_ms: int
+    life: Lifecycle  # new and withdrawn items: their windows and stand-ins
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -123,6 +125,7 @@ def _build_world(spec: SampleConfig) -> _World:
     frac = within / per_group[g_sorted]
     frac[group_last] = 1.0
     start = datetime.fromisoformat(spec.start_date).replace(tzinfo=UTC)
+    start_ms = int(start.timestamp()) * 1000
     return _World(
         user_cdf=_cdf(activity),
         user_group=user_group,
@@ -133,8 +136,9 @@ def _build_world(spec: SampleConfig) -> _World:
         group_last=group_last,
         user_names=_names("u", spec.n_users, ("",)),
         item_names=_names("i", spec.n_items),
-        start_ms=int(start.timestamp()) * 1000,
+        start_ms=start_ms,
         event_names=np.array(EVENT_TYPES + (BAD_EVENT_TYPE,), dtype=object),
+        life=item_lifecycle(spec, item_group, rank, start_ms),
     )
 
 
@@ -174,12 +178,15 @@ def _episodes(
     gaps = 1000 + rng.exponential(1.0, (n, 3)) * np.array(_GAP_MEAN_MS)
     offsets = np.zeros((n, 4), np.int64)
     offsets[:, 1:] = np.cumsum(gaps.astype(np.int64), axis=1)
+    start = rng.integers(lo, hi, n)
+    life = world.life  # an item outside its window (not launched, withdrawn) has a stand-in
+    outside = (start < life.launch_ms[items]) | (start >= life.until_ms[items])
     return {
         "user": users,
-        "item": items,
+        "item": np.where(outside, life.substitute[items], items),
         "length": length,
         "offsets": offsets,
-        "start": rng.integers(lo, hi, n),
+        "start": start,
         "dwell": np.maximum(np.round(rng.lognormal(3.0, 1.0, n), 1), 0.1),
         "qty": rng.geometric(0.7, n).astype(np.float64),
     }
@@ -384,9 +391,20 @@ def write_sample(
 
 
 def generate_sample(spec: SampleConfig) -> Path:
-    """Generate the log `spec` describes into `spec.path` (as `spec.format`); no Spark needed."""
+    """Generate the log `spec` describes into `spec.path` (as `spec.format`), and its item
+    catalogue into `spec.catalog_path` (CSV, unless ""); no Spark needed."""
     start = time.perf_counter()
     path = write_sample(spec)
+    if spec.catalog_path:
+        world = _build_world(spec)
+        frame = catalog_frame(spec, world.item_names, world.item_group, world.life)
+        log.info(
+            "wrote the catalogue of %d items (%d new, %d withdrawn) to %s",
+            len(frame),
+            int(world.life.new.sum()),
+            int(world.life.withdrawn.sum()),
+            write_catalog(frame, spec.catalog_path),
+        )
     log.info(
         "wrote %d events (%d users, %d items) to %s in %.1f s",
         spec.n_events,

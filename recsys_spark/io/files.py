@@ -193,7 +193,7 @@ def read_raw_logs(
         typed = {c: F.col(f"`{c}`") for c in raw_columns}
         ids = {c: _id_text(df.schema[c].dataType, typed[c]) for c in id_columns}
         df = df.select(
-            *[ids.get(c, typed[c]).cast("string").alias(c) for c in raw_columns],
+            *[_text(df.schema[c].dataType, ids.get(c, typed[c])).alias(c) for c in raw_columns],
             F.lit(None).cast("string").alias(C.CORRUPT_RECORD),
             F.to_json(F.struct(*[typed[c].cast("string").alias(c) for c in raw_columns])).alias(
                 C.RAW
@@ -208,6 +208,14 @@ def read_raw_logs(
         raw.alias(C.RAW),
         _source_file(spark, paths).alias(C.SOURCE_FILE),
     )
+
+
+def _text(data_type: T.DataType, value: Column) -> Column:
+    """A Parquet value as text: lists, maps and structs as JSON (`["a","b"]`), as a JSON
+    lines file holds them; anything else cast to string."""
+    if isinstance(data_type, (T.ArrayType, T.MapType, T.StructType)):
+        return F.to_json(value)
+    return value.cast("string")
 
 
 def _id_text(data_type: T.DataType, value: Column) -> Column:
