@@ -11,7 +11,7 @@ JARS_STAMP := jars/.resolved
 VENV_STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup openmp venv jars sample-data ingest maintain demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
+.PHONY: help setup openmp venv jars sample-data ingest ingest-catalog maintain demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
 
 help: ## list every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +68,9 @@ sample-data: setup ## generate the built-in sample interaction log into data/sam
 ingest: setup ## ingest the configured source into the Delta tables under storage.root
 	$(PY) jobs/ingest.py --conf $(CONF) $(SET)
 
+ingest-catalog: setup ## MERGE the item catalogue and exclusions (catalog.items / catalog.exclusions) into items / exclusions
+	$(PY) jobs/ingest_catalog.py --conf $(CONF) $(SET)
+
 maintain: setup ## OPTIMIZE and VACUUM every table under storage.root (maintenance.retention_hours)
 	$(PY) jobs/maintain.py --conf $(CONF) $(SET)
 
@@ -76,8 +79,12 @@ DEMO_ROOT ?= data/lake
 DEMO_RUN_DATE ?= 2026-04-30
 RUN_DATE ?= $(shell date -u +%F)
 
+# The sample's catalogue (titles, categories, new and withdrawn items) rides along.
+DEMO_CATALOG ?= data/sample/items.csv
+
 demo: sample-data ## the main job, the nightly pipeline, on built-in sample data (every stage, published tables)
-	$(PY) jobs/nightly.py --conf $(CONF) --run-date $(DEMO_RUN_DATE) --set storage.root=$(DEMO_ROOT) $(SET)
+	$(PY) jobs/nightly.py --conf $(CONF) --run-date $(DEMO_RUN_DATE) --set storage.root=$(DEMO_ROOT) \
+	    --set catalog.items.source=$(DEMO_CATALOG) $(SET)
 	@echo "published: $(DEMO_ROOT)/recommendations (run_date=$(DEMO_RUN_DATE)), $(DEMO_ROOT)/recommendations_latest"
 	@echo "report:    $(DEMO_ROOT)/reports/nightly/$(DEMO_RUN_DATE)/report.html (and metrics.json)"
 	@echo "MLflow:    run 'nightly $(DEMO_RUN_DATE)' in mlflow.db; make mlflow-ui"

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
+from recsys_spark.catalog.rules import NO_RULES, Rules, judge, kept_rows, removed_counts
 from recsys_spark.config import EvaluationConfig
 from recsys_spark.evaluation._kernels.frames import run_passes, tagged_rows, training_pieces
 from recsys_spark.evaluation.breakdown import (
@@ -250,6 +251,7 @@ def evaluate_lists(
     run_id: str,
     split: dict[str, Any],
     table_paths: dict[str, str],
+    rules: Rules = NO_RULES,
 ) -> dict[str, Any]:
     """Evaluate each model's lists against one split; the metrics.json document.
 
@@ -263,6 +265,10 @@ def evaluate_lists(
         The config section `evaluation`; `ks` replaces its cut-offs when given.
     split, table_paths
         What the document records about the split and the tables evaluated.
+    rules
+        Business rules applied to every list before it is scored (lists should be drawn
+        `rules.depth(n)` deep); the document's `rules` holds their settings and the
+        candidates each rule removed per model.
 
     Returns
     -------
@@ -282,6 +288,9 @@ def evaluate_lists(
         "curves": {},
         "tables": table_paths,
     }
+    depth = max(max(cutoffs), params.k)
+    if rules.active:
+        doc["rules"] = {"settings": rules.lineage, "removed": {}}
     with stage(log, "training pairs packed for every model"):
         prepared = prepare_training(train)
     try:
@@ -289,7 +298,14 @@ def evaluate_lists(
             # evaluate_model reads the lists once (one Spark action): no cache needed.
             with stage(log, f"evaluate {model}"):
                 lists_only = recs.select(C.USER_ID, C.ITEM_ID, C.RANK)
+                judged = None
+                if rules.active:
+                    judged = judge(lists_only, rules, depth).cache()
+                    doc["rules"]["removed"][model] = removed_counts(judged)
+                    lists_only = kept_rows(judged, [C.USER_ID, C.ITEM_ID, C.RANK])
                 result = evaluate_model(lists_only, prepared, test, params, ks=cutoffs)
+                if judged is not None:
+                    judged.unpersist()
             doc["models"][model] = result.metrics
             doc["breakdowns"][model] = result.breakdowns
             doc["curves"][model] = result.curves

@@ -33,6 +33,8 @@ from typing import Any
 
 import matplotlib
 
+from recsys_spark.catalog.rules import RULE_NAMES
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -119,6 +121,11 @@ def render_html(doc: Mapping[str, Any]) -> str:
         "<h2>Every metric</h2>",
         _metrics_table(models, sorted({m for v in models.values() for m in v})),
     ]
+    rules = doc.get("rules")
+    if rules:
+        parts.append("<h2>Business rules: candidates removed before each list was full</h2>")
+        parts.append(_kv_table(rules.get("settings", {})))
+        parts.append(_metrics_table(rules.get("removed", {}), RULE_NAMES))
     ranker = doc.get("ranker")
     if ranker:
         parts.append("<h2>Learned ranker: feature importance</h2>")

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
+from recsys_spark.catalog.rules import Rules, apply_rules, eligible_items, filtered, with_exclusions
 from recsys_spark.models.popularity import POP_RANK, popular_fill, popularity_ranks, seen_ranks
 
 SOURCE_MODEL = "model"
@@ -93,6 +94,33 @@ def recommend_with_fallback(
         per_user, ranked, excluded=F.col("_excluded"), k=F.lit(n) - n_model, offset=n_model
     ).withColumn(C.SOURCE, F.lit(SOURCE_POPULARITY))
     return listed.unionByName(filler)
+
+
+def recommend_under_rules(
+    model_recs: DataFrame,
+    users: DataFrame,
+    seen: DataFrame,
+    popular: DataFrame,
+    rules: Rules,
+    *,
+    n: int,
+) -> DataFrame:
+    """`recommend_with_fallback` under business rules: `n` items per user whenever enough
+    eligible items exist.
+
+    Unavailable and excluded items leave the model's lists and the popularity ranking
+    first; the lists (`model_recs` should be `rules.depth(n)` deep) are completed from the
+    popularity ranking `rules.depth(n)` deep, and the category cap then keeps the best
+    `n`. Without active rules this is `recommend_with_fallback` itself.
+    """
+    complete = recommend_with_fallback(
+        filtered(model_recs, rules),
+        users,
+        with_exclusions(seen, rules),
+        eligible_items(popular, rules),
+        n=rules.depth(n),
+    )
+    return apply_rules(complete, rules, n)
 
 
 def served_frames(

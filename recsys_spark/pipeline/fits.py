@@ -13,13 +13,14 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
+from recsys_spark.catalog.rules import NO_RULES, Rules
 from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
 from recsys_spark.evaluation.model_eval import most_popular_lists
 from recsys_spark.io import delta
 from recsys_spark.models.affinity import user_item_affinity
 from recsys_spark.models.als_training import AlsRunReport, run_als
 from recsys_spark.models.ease import EaseReport, run_ease
-from recsys_spark.models.fallback import recommend_with_fallback
+from recsys_spark.models.fallback import recommend_under_rules
 from recsys_spark.models.hybrid import blend_ranked_lists
 from recsys_spark.models.popularity import popular_items
 from recsys_spark.pipeline.ranking import NightRanker, final_ranker_lists
@@ -107,23 +108,26 @@ def final_lists(
     hybrid_weight: float,
     run_id: str,
     ranker: NightRanker | None = None,
+    rules: Rules = NO_RULES,
 ) -> DataFrame:
     """The champion refitted on `storage`'s interactions; `recommend.top_n` items per user.
 
     Returns `user_id`, `item_id`, `rank`, `score`, `source`, `model` (the champion),
     `run_id`: the champion's lists (the hybrid blended with `hybrid_weight`), completed
-    from the popularity ranking for every user of the interactions. The `ranker`
-    champion refits every model it ranks (lists `ranker.depth` deep) and ranks them with
-    the ranker the candidates stage fitted.
+    from the popularity ranking for every user of the interactions, under the business
+    `rules` (the models draw `rules.depth(top_n)` candidates). The `ranker` champion
+    refits every model it ranks (lists `ranker.depth` deep) and ranks them with the
+    ranker the candidates stage fitted.
     """
     nc, n = cfg.nightly, cfg.recommend.top_n
+    deep = rules.depth(n)
     if champion == tables.RANKER:
         if ranker is None:
             raise RuntimeError("a ranker champion needs the ranker of the candidates stage")
-        lists = _ranker_lists(spark, cfg, storage, ranker, als=als, run_id=run_id)
-        return _completed(spark, cfg, storage, lists, champion, run_id)
+        lists = _ranker_lists(spark, cfg, storage, ranker, als=als, run_id=run_id, n=deep)
+        return _completed(spark, cfg, storage, lists, champion, run_id, rules)
     measure = champion_measure(champion, nc.hybrid_measure)
-    depth = nc.candidate_depth if champion == tables.HYBRID else n
+    depth = nc.candidate_depth if champion == tables.HYBRID else deep
     if measure is not None:
         fit_item_lists(spark, cfg, storage, depth, measures=(measure,), run_id=run_id)
     if champion in (tables.ALS, tables.HYBRID):
@@ -140,11 +144,11 @@ def final_lists(
             rows.filter(F.col(C.MODEL) == tables.item_model(measure)),
             weight=hybrid_weight,
             depth=depth,
-            n=n,
+            n=deep,
         )
     else:
-        lists = rows.filter((F.col(C.MODEL) == champion) & (F.col(C.RANK) <= n))
-    return _completed(spark, cfg, storage, lists, champion, run_id)
+        lists = rows.filter((F.col(C.MODEL) == champion) & (F.col(C.RANK) <= deep))
+    return _completed(spark, cfg, storage, lists, champion, run_id, rules)
 
 
 def _ranker_lists(
@@ -155,8 +159,9 @@ def _ranker_lists(
     *,
     als: AlsConfig,
     run_id: str,
+    n: int,
 ) -> DataFrame:
-    """Every model the ranker ranks, refitted for every user, ranked by it."""
+    """Every model the ranker ranks, refitted for every user, ranked by it (top `n`)."""
     depth = ranker.depth
     fit_item_lists(spark, cfg, storage, depth, run_id=run_id)
     fit_als_lists(spark, cfg, storage, als, depth)
@@ -167,9 +172,7 @@ def _ranker_lists(
     affinity = user_item_affinity(delta.read_table(spark, storage.table(tables.INTERACTIONS)))
     users = affinity.select(C.USER_ID).distinct()
     sources[tables.MOST_POPULAR] = most_popular_lists(affinity, users, n=depth)
-    return final_ranker_lists(sources, affinity, ranker, n=cfg.recommend.top_n).withColumn(
-        C.SOURCE, F.lit("model")
-    )
+    return final_ranker_lists(sources, affinity, ranker, n=n).withColumn(C.SOURCE, F.lit("model"))
 
 
 def _completed(
@@ -179,16 +182,24 @@ def _completed(
     lists: DataFrame,
     champion: str,
     run_id: str,
+    rules: Rules,
 ) -> DataFrame:
-    """The champion's lists completed from the popularity ranking for every user."""
+    """The champion's lists completed from the popularity ranking for every user.
+
+    Under `rules`: unavailable and excluded candidates go first (model and popularity
+    alike), the lists are completed `rules.depth(top_n)` deep, then the category cap
+    takes the best `top_n` of them.
+    """
+    n = cfg.recommend.top_n
     events = delta.read_table(spark, storage.table(tables.INTERACTIONS))
     affinity = user_item_affinity(events)
     popular = popular_items(affinity, window_days=cfg.recommend.popularity_window_days)
-    complete = recommend_with_fallback(
+    served = recommend_under_rules(
         lists.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, C.SOURCE),
         events.select(C.USER_ID),
         affinity.select(C.USER_ID, C.ITEM_ID),
         popular,
-        n=cfg.recommend.top_n,
+        rules,
+        n=n,
     )
-    return complete.select("*", F.lit(champion).alias(C.MODEL), F.lit(run_id).alias(C.RUN_ID))
+    return served.select("*", F.lit(champion).alias(C.MODEL), F.lit(run_id).alias(C.RUN_ID))

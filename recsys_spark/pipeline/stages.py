@@ -24,8 +24,16 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
+from recsys_spark.catalog.ingest import ingest_catalog
+from recsys_spark.catalog.rules import NO_RULES, Rules, apply_rules, load_rules
 from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
-from recsys_spark.errors import MissingInputError
+from recsys_spark.errors import (
+    BatchRefusedError,
+    ConfigError,
+    MissingInputError,
+    ReconciliationError,
+    SourceError,
+)
 from recsys_spark.evaluation.model_eval import evaluate_lists, most_popular_lists
 from recsys_spark.evaluation.offline import report_folder, write_report
 from recsys_spark.faults import failpoint
@@ -120,6 +128,7 @@ class Night:
         self.champion = ""
         self.hybrid_weight = float("nan")
         self.ranker: NightRanker | None = None
+        self.rules: Rules = NO_RULES
         self.doc: dict[str, Any] = {}
         self.decision: GateDecision | None = None
         self.published: Publication | None = None
@@ -138,7 +147,27 @@ class Night:
                 files_parked=len(report.files_parked),
                 files_ignored=len(report.files_ignored),
             )
+            m.update(self._ingest_catalog())
         failpoint("nightly.after_ingest")
+
+    def _ingest_catalog(self) -> dict[str, float]:
+        """MERGE the configured catalogue files. A file a user must fix (refused, missing,
+        unreadable) leaves its table at its last version and the night goes on with it:
+        logged as an error and counted in `catalog_failed`."""
+        cat = self.cfg.catalog
+        if not (cat.items.source or cat.exclusions.source):
+            return {}
+        try:
+            reports = ingest_catalog(self.spark, cat, self.cfg.storage)
+        except (BatchRefusedError, ConfigError, ReconciliationError, SourceError) as exc:
+            log.error("catalogue ingest failed; tonight uses the last good catalogue: %s", exc)
+            self.tracker.set_tags({"catalog_ingest_error": str(exc)[:500]})
+            return {"catalog_failed": 1.0}
+        out = {"catalog_failed": 0.0}
+        for r in reports:
+            out.update({f"{r.kind}_inserted": r.inserted, f"{r.kind}_updated": r.updated})
+            out[f"{r.kind}_quarantined"] = r.rows_quarantined
+        return out
 
     def snapshot(self) -> None:
         """Freeze the events up to the run date and split the chronological holdout."""
@@ -168,6 +197,12 @@ class Night:
                 )
             )
             check_holdout(m, self.run_date, self.cut)
+            self.rules = load_rules(self.spark, self.cfg.rules, self.cfg.storage, self.run_date)
+            for name in ("items", "exclusions"):
+                version = self.rules.lineage.get(f"{name}_version")
+                if version is not None:
+                    self.versions[f"input.{name}"] = version
+            self.tracker.set_tags({f"rules.{k}": str(v) for k, v in self.rules.lineage.items()})
 
     def _pinned_input(self, source: str, newest: int) -> tuple[DataFrame, int, bool]:
         """`interactions` at the version this date's first attempt read (a rerun), or at
@@ -293,14 +328,17 @@ class Night:
                 items,
                 weight=self.hybrid_weight,
                 depth=nc.candidate_depth,
-                n=self._eval_depth(),
+                n=self._list_depth(),
             )
             self._write(hybrid, self.storage.table(tables.HOLDOUT_HYBRID))
             lists[HYBRID] = self._read(self.storage.table(tables.HOLDOUT_HYBRID))
             if ranked is not None:
                 lists[RANKER] = ranked
-            self.scores = {
-                model: validation_score(rows, validation, metric=nc.gate_metric, k=k)
+            depth = self._eval_depth()
+            self.scores = {  # on the lists the rules leave, as they would be served
+                model: validation_score(
+                    apply_rules(rows, self.rules, depth), validation, metric=nc.gate_metric, k=k
+                )
                 for model, rows in lists.items()
             }
             self.champion = choose_champion(self.scores)
@@ -317,15 +355,16 @@ class Night:
 
     def evaluation(self) -> None:
         """Every model and the most-popular baseline on the test users: metrics.json, HTML."""
-        ev, depth = self.cfg.evaluation, self._eval_depth()
+        ev = self.cfg.evaluation
         with self.tracker.stage("evaluation") as m:
             train = user_item_affinity(self._read(self.holdout.table(tables.INTERACTIONS))).cache()
             test = self._held(TEST).cache()
             users = test.select(C.USER_ID).distinct()
-            lists = {tables.MOST_POPULAR: most_popular_lists(train, users, n=depth)}
+            deep = self._list_depth()  # the rules cut them to `depth`
+            lists = {tables.MOST_POPULAR: most_popular_lists(train, users, n=deep)}
             lists.update(
                 {  # the test users' lists: coverage and diversity over the same users
-                    name: rows.filter(F.col(C.RANK) <= depth).join(users, C.USER_ID, "left_semi")
+                    name: rows.filter(F.col(C.RANK) <= deep).join(users, C.USER_ID, "left_semi")
                     for name, rows in self.holdout_lists(with_combined=True).items()
                 }
             )
@@ -347,6 +386,7 @@ class Night:
                     "holdout_train": self.holdout.table(tables.INTERACTIONS),
                     "holdout_pairs": self.storage.table(tables.HOLDOUT_PAIRS),
                 },
+                rules=self.rules,
             )
             if self.ranker is not None:
                 self.doc["ranker"] = {
@@ -405,6 +445,7 @@ class Night:
                 hybrid_weight=self.hybrid_weight,
                 run_id=self.run_id,
                 ranker=self.ranker,
+                rules=self.rules,
             )
             self._write(lists, self.storage.table(tables.FINAL_RECOMMENDATIONS))
             m.update(
@@ -486,7 +527,7 @@ class Night:
                 validation,
                 self.cfg.ranker,
                 depth=depth,
-                n=self._eval_depth(),
+                n=self._list_depth(),
                 seed=self.cfg.evaluation.seed,
             )
         except NoTrainingSignal as exc:
@@ -516,6 +557,12 @@ class Night:
 
     def _eval_depth(self) -> int:
         return max(max(self._eval_ks()), self.cfg.evaluation.k)
+
+    def _list_depth(self) -> int:
+        """How deep the combined models' holdout lists are: the evaluation's depth, more
+        while business rules can remove candidates (at most `candidate_depth`)."""
+        deep = self.rules.depth(self._eval_depth())
+        return max(self._eval_depth(), min(deep, self.cfg.nightly.candidate_depth))
 
     def _read(self, path: str) -> DataFrame:
         return delta.read_table(self.spark, path)
