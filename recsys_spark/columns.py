@@ -41,6 +41,7 @@ SCORE = "score"
 MODEL = "model"
 RUN_ID = "run_id"
 SOURCE = "source"  # what produced the list: the model itself, or the popularity fallback
+BECAUSE_ITEM_ID = "because_item_id"  # the history item the recommendation is explained by
 
 # ALS factors and tuning
 FEATURES = "features"

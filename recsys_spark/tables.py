@@ -50,6 +50,8 @@ FINAL_RECOMMENDATIONS = "final_recommendations"  # the champion refitted, before
 PUBLISHED_RECOMMENDATIONS = "recommendations"
 # ... the lists of the newest published run date, what serving reads ...
 RECOMMENDATIONS_LATEST = "recommendations_latest"
+# ... the same joined with the catalogue's titles and categories, for people to read ...
+RECOMMENDATIONS_DISPLAY = "recommendations_display"
 PUBLISH_LOG = "publish_log"  # one row per published run date: champion, gate metric, versions
 ALS_BEST_PARAMS = "als_best_params"  # tuned ALS parameters per tuning date (the schedule)
 # Maintenance (recsys_spark.pipeline.maintain): one row per table and maintenance run.

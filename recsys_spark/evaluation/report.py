@@ -121,6 +121,10 @@ def render_html(doc: Mapping[str, Any]) -> str:
         "<h2>Every metric</h2>",
         _metrics_table(models, sorted({m for v in models.values() for m in v})),
     ]
+    examples = doc.get("examples")
+    if examples:
+        parts.append("<h2>Example users: history, recommendations and their reasons</h2>")
+        parts.extend(_example(e) for e in examples)
     rules = doc.get("rules")
     if rules:
         parts.append("<h2>Business rules: candidates removed before each list was full</h2>")
@@ -143,6 +147,20 @@ def render_html(doc: Mapping[str, Any]) -> str:
     parts.append(_kv_table(doc.get("tables", {})))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _example(user: Mapping[str, Any]) -> str:
+    history = ", ".join(html.escape(str(h)) for h in user.get("history", []))
+    rows = "".join(
+        f"<tr><td>{r['rank']}</td><td>{html.escape(str(r['item']))}</td>"
+        f"<td>{html.escape(str(r['because'] or '-'))}</td><td>{html.escape(r['source'])}</td></tr>"
+        for r in user.get("recommendations", [])
+    )
+    return (
+        f"<h3>{html.escape(str(user['user_id']))}</h3><p>newest history: {history}</p>"
+        "<table><tr><th>rank</th><th>recommended</th><th>because of</th><th>source</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def _kv_table(values: Mapping[str, Any]) -> str:

@@ -37,6 +37,7 @@ from recsys_spark.models.als_tuning import candidates, mlflow_trial_logger, tria
 from recsys_spark.models.fallback import recommend_with_fallback, users_by_source
 from recsys_spark.models.lists import write_recommendations
 from recsys_spark.models.popularity import popular_items
+from recsys_spark.models.reasons import factor_reasons
 from recsys_spark.models.topn import recommend_for_all_users
 from recsys_spark.tracking import use_experiment
 
@@ -195,6 +196,8 @@ def _recommend(
     seen_idx = interactions.select(C.USER_IDX, C.ITEM_IDX)
     item_table = delta.read_table(spark, storage.table(tables.ALS_ITEM_FACTORS))
     model_recs = recommend_for_all_users(served, item_table, seen_idx, n=n)
+    # Each recommendation's reason: the history item nearest to it in factor space.
+    model_recs = factor_reasons(model_recs, affinity, item_table)
     events = interactions.select(C.USER_ID, C.ITEM_ID, F.col(C.EVENT_TS).alias(C.LAST_TS))
     popular = popular_items(events, window_days=recommend.popularity_window_days)
     return recommend_with_fallback(

@@ -211,8 +211,9 @@ def recommend_ease(
 ) -> DataFrame:
     """Top-`top_n` unseen items per user with positive EASE scores (binary history).
 
-    Returns `user_idx`, `user_id`, `item_idx`, `item_id`, `rank`, `score`; ties go to
-    the smaller item id; users with no positive score get no rows.
+    Returns `user_idx`, `user_id`, `item_idx`, `item_id`, `rank`, `score`,
+    `because_item_id` (the history item with the largest weight towards the item); ties
+    go to the smaller item id; users with no positive score get no rows.
     """
     if top_n <= 0:
         raise ValueError(f"top_n must be positive; got {top_n}")
@@ -282,6 +283,7 @@ def run_ease(
             F.lit(tables.EASE).alias(C.MODEL),
             C.SOURCE,
             F.lit(run_id).alias(C.RUN_ID),
+            C.BECAUSE_ITEM_ID,
         )
         written = write_recommendations(lists, path, tables.EASE)
     affinity.unpersist()

@@ -46,14 +46,24 @@ def recommend_with_fallback(
     -------
     DataFrame
         `user_id`, `item_id`, `rank` (1..n), `score`, `source` (`model` or
-        `popularity`). A user has `n` rows whenever the popularity ranking holds enough
-        items they have neither seen nor been given by the model.
+        `popularity`), `because_item_id` (the model's reason, kept when `model_recs` has
+        one; null for popularity rows). A user has `n` rows whenever the popularity
+        ranking holds enough items they have neither seen nor been given by the model.
     """
     if n <= 0:
         raise ValueError(f"n must be positive; got {n}")
-    # Lists that already carry a `source` (a blend of fallback-completed lists) keep it.
+    # Lists that already carry a `source` (a blend of fallback-completed lists) keep it;
+    # their reasons (`because_item_id`) too, and the popularity rows have none.
     source = F.col(C.SOURCE) if C.SOURCE in model_recs.columns else F.lit(SOURCE_MODEL)
-    model = model_recs.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, source.alias(C.SOURCE))
+    because = F.col(C.BECAUSE_ITEM_ID) if C.BECAUSE_ITEM_ID in model_recs.columns else F.lit(None)
+    model = model_recs.select(
+        C.USER_ID,
+        C.ITEM_ID,
+        C.RANK,
+        C.SCORE,
+        source.alias(C.SOURCE),
+        because.cast("string").alias(C.BECAUSE_ITEM_ID),
+    )
     ranked = popularity_ranks(popular)
     rec = F.struct(*model.columns)
     no_rec = F.lit(None).cast(model.select(rec).schema[0].dataType)
@@ -92,7 +102,11 @@ def recommend_with_fallback(
     n_model = F.size("_recs")
     filler = popular_fill(
         per_user, ranked, excluded=F.col("_excluded"), k=F.lit(n) - n_model, offset=n_model
-    ).withColumn(C.SOURCE, F.lit(SOURCE_POPULARITY))
+    ).select(
+        "*",
+        F.lit(SOURCE_POPULARITY).alias(C.SOURCE),
+        F.lit(None).cast("string").alias(C.BECAUSE_ITEM_ID),
+    )
     return listed.unionByName(filler)
 
 

@@ -41,7 +41,10 @@ from recsys_spark.similarity.top_k import top_k_per_group
 USERS_PER_CHUNK = 4_096
 NEIGHBOURHOODS = ("candidate", "history")
 
-_SCORED_SCHEMA = "user_idx int, user_id string, item_idx int, rank int, score double"
+PAIRS_PER_CHUNK = 20_000  # (user, item) pairs whose reason is found at a time
+_SCORED_SCHEMA = (
+    "user_idx int, user_id string, item_idx int, rank int, score double, because_idx int"
+)
 
 
 def recommend_item_based(
@@ -82,7 +85,8 @@ def recommend_item_based(
     Returns
     -------
     DataFrame
-        `user_idx`, `user_id`, `item_idx`, `item_id`, `rank` (1 = best), `score` (double).
+        `user_idx`, `user_id`, `item_idx`, `item_id`, `rank` (1 = best), `score` (double),
+        `because_item_id` (the history item contributing most to the score).
         Only items with a positive score are recommended; ties go to the smaller item
         id. Users whose history has no neighbours get no rows (see `item_based_lists`).
     """
@@ -117,7 +121,9 @@ def recommend_from_matrix(
     `matrix` is history item x candidate (indexed by `item_idx`, catalogue-sized: it is
     broadcast); `tie_rank` orders each item index by item id (ties go to the smaller
     id); `ids` holds the `item_idx`, `item_id` of every candidate. Used by the item-based
-    models and EASE (recsys_spark.models.ease); the rest as in `recommend_item_based`.
+    models and EASE (recsys_spark.models.ease); the rest as in `recommend_item_based`,
+    plus `because_item_id`: the history item with the largest contribution to the score
+    (`strongest_contributors`).
     """
     spark = affinity.sparkSession
     shared = spark.sparkContext.broadcast(
@@ -135,8 +141,13 @@ def recommend_from_matrix(
     )
     scored = history.mapInArrow(partial(_score_users, shared=shared, top_n=top_n), _SCORED_SCHEMA)
     item_ids = F.broadcast(spark.createDataFrame(ids, f"{C.ITEM_IDX} int, {C.ITEM_ID} string"))
-    return scored.join(item_ids, on=C.ITEM_IDX, how="inner").select(
-        C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.ITEM_ID, C.RANK, C.SCORE
+    reasons = item_ids.select(
+        F.col(C.ITEM_IDX).alias("because_idx"), F.col(C.ITEM_ID).alias(C.BECAUSE_ITEM_ID)
+    )
+    return (
+        scored.join(item_ids, on=C.ITEM_IDX, how="inner")
+        .join(reasons, on="because_idx", how="left")
+        .select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.ITEM_ID, C.RANK, C.SCORE, C.BECAUSE_ITEM_ID)
     )
 
 
@@ -248,6 +259,7 @@ def _score_users(
         return
     indptr, indices, data, shape, tie_rank = shared.value
     sim = sp.csr_matrix((data, indices, indptr), shape=shape)
+    sim_t = sim.T.tocsr()  # candidate x history item: each candidate's contributors
     table = pa.Table.from_batches(chunks)
     users = table.column(C.USER_IDX).to_numpy()
     items = table.column(C.ITEM_IDX).to_numpy().astype(np.int64)
@@ -271,6 +283,7 @@ def _score_users(
         top, rank = top_k_per_group(r, s, tie_rank[j], top_n)
         if not len(top):
             continue
+        because = strongest_contributors(history, sim_t, r[top], j[top])
         yield pa.RecordBatch.from_arrays(
             [
                 pa.array(user_idx[r[top]], pa.int32()),
@@ -278,6 +291,28 @@ def _score_users(
                 pa.array(j[top], pa.int32()),
                 pa.array(rank, pa.int32()),
                 pa.array(s[top], pa.float64()),
+                pa.array(because, pa.int32(), mask=because < 0),
             ],
-            names=[C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.RANK, C.SCORE],
+            names=[C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.RANK, C.SCORE, "because_idx"],
         )
+
+
+def strongest_contributors(
+    history: sp.csr_matrix, sim_t: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """For each pair (`rows[p]`, `cols[p]`): the history item h with the largest positive
+    contribution `history[row, h] * sim_t[col, h]` to the pair's score (ties: the smaller
+    item index), or -1 when nothing contributes positively. The reason of a
+    recommendation: "because you liked h"."""
+    out = np.full(len(rows), -1, dtype=np.int64)
+    for start in range(0, len(rows), PAIRS_PER_CHUNK):
+        stop = min(start + PAIRS_PER_CHUNK, len(rows))
+        contrib = history[rows[start:stop]].multiply(sim_t[cols[start:stop]]).tocsr()
+        pair = np.repeat(np.arange(stop - start), np.diff(contrib.indptr))
+        keep = contrib.data > 0
+        pair, item, value = pair[keep], contrib.indices[keep], contrib.data[keep]
+        order = np.lexsort((item, -value, pair))
+        pair, item = pair[order], item[order]
+        first = np.r_[True, pair[1:] != pair[:-1]] if len(pair) else np.zeros(0, bool)
+        out[start + pair[first]] = item[first]
+    return out

@@ -194,8 +194,9 @@ def _completed(
     events = delta.read_table(spark, storage.table(tables.INTERACTIONS))
     affinity = user_item_affinity(events)
     popular = popular_items(affinity, window_days=cfg.recommend.popularity_window_days)
+    reason = [C.BECAUSE_ITEM_ID] if C.BECAUSE_ITEM_ID in lists.columns else []
     served = recommend_under_rules(
-        lists.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, C.SOURCE),
+        lists.select(C.USER_ID, C.ITEM_ID, C.RANK, C.SCORE, C.SOURCE, *reason),
         events.select(C.USER_ID),
         affinity.select(C.USER_ID, C.ITEM_ID),
         popular,

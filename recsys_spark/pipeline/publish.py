@@ -4,7 +4,8 @@ Three Delta tables under the storage root, each written in one commit:
 - `recommendations`: the champion's lists, partitioned by `run_date`, written with
   `replaceWhere run_date = D`, so a rerun of a date replaces exactly that date;
 - `recommendations_latest`: a copy of the newest published date (a backfill of an older
-  date leaves it alone), what a serving layer reads;
+  date leaves it alone), what a serving layer reads; with a catalogue, also
+  `recommendations_display`, the same joined with titles and categories;
 - `publish_log`: one row per published date (champion, gate metric, table versions),
   which the next night's quality gate compares against.
 A crash between the commits leaves each table at a complete version; rerunning the
@@ -23,6 +24,7 @@ from pyspark.sql import types as T
 
 from recsys_spark import columns as C
 from recsys_spark import tables
+from recsys_spark.catalog.display import write_display
 from recsys_spark.config import StorageConfig
 from recsys_spark.faults import failpoint
 from recsys_spark.io import delta
@@ -108,7 +110,10 @@ def publish(
         F.lit(run_date).alias(RUN_DATE),
     )
     model, n_rows, n_users = _single_model_counts(rows)
-    delta.replace_where(rows, rec_path, _on_date(run_date), partition_by=(RUN_DATE,))
+    # merge_schema: a table published before a column was added (because_item_id) gains it.
+    delta.replace_where(
+        rows, rec_path, _on_date(run_date), partition_by=(RUN_DATE,), merge_schema=True
+    )
     rec_version = delta.table_version(spark, rec_path)
     failpoint("publish.after_recommendations")
 
@@ -120,6 +125,7 @@ def publish(
     latest_moved = all(d <= run_date for d in _logged_dates(spark, log_path))
     if latest_moved:
         delta.overwrite(tonight, latest_path)
+        write_display(spark, storage, tonight)
     failpoint("publish.after_latest")
 
     entry = spark.createDataFrame(
@@ -173,6 +179,7 @@ def withdraw_unfinished(spark: SparkSession, storage: StorageConfig, run_date: d
             newest = max(logged, default=None)
             restored = delta.read_table(spark, rec_path).filter(F.col(RUN_DATE) == F.lit(newest))
             delta.overwrite(restored, latest_path)
+            write_display(spark, storage, restored)
             withdrawn = True
     return withdrawn
 

@@ -90,7 +90,7 @@ def holdout_ranker_lists(
     ranked = parts[0]
     for part in parts[1:]:
         ranked = ranked.unionByName(part)
-    ranked = ranked.localCheckpoint(eager=True)
+    ranked = with_reasons(ranked, lists, depth).localCheckpoint(eager=True)
     features.unpersist()
     val_users.unpersist()
     return ranked, NightRanker(final, tuple(sorted(lists)), depth, cfg.windows)
@@ -103,7 +103,30 @@ def final_ranker_lists(
     missing = sorted(set(ranker.sources) - set(lists))
     if missing:
         raise ValueError(f"the ranker needs the candidates of {missing}")
-    features = candidate_features(
-        {m: lists[m] for m in ranker.sources}, train, depth=ranker.depth, windows=ranker.windows
+    sources = {m: lists[m] for m in ranker.sources}
+    features = candidate_features(sources, train, depth=ranker.depth, windows=ranker.windows)
+    return with_reasons(rank_candidates(features, ranker.model, top_n=n), sources, ranker.depth)
+
+
+def with_reasons(ranked: DataFrame, sources: dict[str, DataFrame], depth: int) -> DataFrame:
+    """`ranked` with `because_item_id`: the reason of the source list that ranked the item
+    highest among those giving one (ties: the model name's order); null when none does."""
+    given = [
+        rows.filter((F.col(C.RANK) <= depth) & F.col(C.BECAUSE_ITEM_ID).isNotNull()).select(
+            C.USER_ID, C.ITEM_ID, C.RANK, F.lit(name).alias("_source"), C.BECAUSE_ITEM_ID
+        )
+        for name, rows in sorted(sources.items())
+        if C.BECAUSE_ITEM_ID in rows.columns
+    ]
+    if not given:
+        return ranked.withColumn(C.BECAUSE_ITEM_ID, F.lit(None).cast("string"))
+    rows = given[0]
+    for more in given[1:]:
+        rows = rows.unionByName(more)
+    best = F.min(F.struct(C.RANK, "_source", C.BECAUSE_ITEM_ID))
+    reasons = (
+        rows.groupBy(C.USER_ID, C.ITEM_ID)
+        .agg(best.alias("_best"))
+        .select(C.USER_ID, C.ITEM_ID, F.col(f"_best.{C.BECAUSE_ITEM_ID}").alias(C.BECAUSE_ITEM_ID))
     )
-    return rank_candidates(features, ranker.model, top_n=n)
+    return ranked.join(reasons, on=[C.USER_ID, C.ITEM_ID], how="left")

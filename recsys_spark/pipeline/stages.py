@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
+from recsys_spark.catalog.display import example_users
 from recsys_spark.catalog.ingest import ingest_catalog
 from recsys_spark.catalog.rules import NO_RULES, Rules, apply_rules, load_rules
 from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
@@ -36,6 +37,7 @@ from recsys_spark.errors import (
 )
 from recsys_spark.evaluation.model_eval import evaluate_lists, most_popular_lists
 from recsys_spark.evaluation.offline import report_folder, write_report
+from recsys_spark.evaluation.report import write_html, write_metrics_json
 from recsys_spark.faults import failpoint
 from recsys_spark.ingest.runner import run_ingest
 from recsys_spark.io import delta
@@ -451,7 +453,23 @@ class Night:
             m.update(
                 rows=float(self._read(self.storage.table(tables.FINAL_RECOMMENDATIONS)).count())
             )
+            self._report_examples()
         failpoint("nightly.before_publish")
+
+    def _report_examples(self) -> None:
+        """Add a few users' titled history, lists and reasons to the night's report."""
+        items_path = self.cfg.storage.table(tables.ITEMS)
+        items = self._read(items_path) if delta.table_exists(self.spark, items_path) else None
+        events = self._read(self.storage.table(tables.INTERACTIONS))
+        self.doc["examples"] = example_users(
+            self._read(self.storage.table(tables.FINAL_RECOMMENDATIONS)),
+            user_item_affinity(events),
+            items,
+        )
+        if self.doc.get("models"):  # the evaluation stage wrote the report: add to it
+            files = report_files(self.cfg, self.run_date)
+            write_metrics_json(self.doc, files["metrics_json"])
+            write_html(self.doc, files["html"])
 
     def withdraw_unfinished(self) -> None:
         """After a refusal: take back what a killed attempt of this date published."""

@@ -130,6 +130,7 @@ def run_similarity(
                 F.lit(model).alias(C.MODEL),
                 C.SOURCE,
                 F.lit(run_id).alias(C.RUN_ID),
+                C.BECAUSE_ITEM_ID,
             )
             written = write_recommendations(recs, recs_path, model)
             rec_rows[measure] = written.get("numOutputRows", 0)
