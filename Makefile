@@ -11,7 +11,7 @@ JARS_STAMP := jars/.resolved
 VENV_STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup openmp venv jars sample-data ingest ingest-catalog maintain demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-cluster bench-ingest-floors
+.PHONY: help setup openmp venv jars sample-data ingest ingest-catalog maintain demo nightly train-als mlflow-ui test test-fast bench bench-ingest lint clean bench-als quality-als native-blas bench-quality bench-evaluate evaluate similarity bench-similarity quality-similarity bench-nightly bench-catalog bench-cluster bench-ingest-floors
 
 help: ## list every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -114,7 +114,10 @@ test: setup ## every test: unit tests, real nights and notebooks (e2e), the nigh
 test-fast: setup ## the unit tests only (no real nights, notebooks or cluster)
 	$(PYTEST) -m "not e2e and not cluster"
 
-bench: bench-ingest bench-ingest-floors bench-als bench-quality bench-evaluate bench-similarity bench-nightly bench-cluster ## every benchmark; figures go to bench-results/ and BENCHMARKS.md by hand
+bench: bench-ingest bench-ingest-floors bench-als bench-quality bench-evaluate bench-similarity bench-nightly bench-catalog bench-cluster ## every benchmark; figures go to bench-results/ and BENCHMARKS.md by hand
+
+bench-catalog: setup ## rules and content neighbours: cost vs a plain night, and new items' recall before/after, 2M events
+	$(PY) benchmarks/bench_catalog.py $(BENCH_ARGS)
 
 bench-nightly: setup ## the nightly end to end at 0.5M, 2M and 8M events: stage times, peak memory, growth
 	$(PY) benchmarks/bench_nightly.py $(BENCH_ARGS)

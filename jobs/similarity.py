@@ -12,13 +12,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from recsys_spark.catalog.content import load_content
 from recsys_spark.cli import job_parser, run_job
 from recsys_spark.similarity.item_models import run_similarity
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     def body(spark, cfg, args) -> None:
-        run_similarity(spark, cfg.similarity, cfg.recommend, cfg.storage)
+        content = load_content(spark, cfg.catalog, cfg.storage)  # None without a catalogue
+        run_similarity(spark, cfg.similarity, cfg.recommend, cfg.storage, content=content)
 
     return run_job(job_parser(__doc__.splitlines()[0]), argv, body)
 

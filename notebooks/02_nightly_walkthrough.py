@@ -16,7 +16,7 @@
 from datetime import date
 
 from recsys_spark import tables
-from recsys_spark.data.sample import write_sample
+from recsys_spark.data.sample import write_sample, write_sample_catalog
 from recsys_spark.io.delta import read_table
 from recsys_spark.notebook import metrics_table, notebook_config, show
 from recsys_spark.pipeline.stages import Night
@@ -26,6 +26,7 @@ cfg = notebook_config(
     overrides=[
         "storage.root=data/notebook-lake",
         "ingest.source=data/notebook/events.csv",
+        "catalog.items.source=data/notebook/items.csv",
         "tracking.enabled=false",
         "nightly.tune_every_days=0",
     ]
@@ -40,6 +41,7 @@ RUN_DATE = date(2026, 4, 30)  # the sample log covers 2026-01-01 .. 2026-04-30
 # COMMAND ----------
 
 write_sample(cfg.sample, cfg.ingest.source)
+write_sample_catalog(cfg.sample, cfg.catalog.items.source)  # titles, categories, availability
 night = Night(spark, cfg, RUN_DATE)
 
 # COMMAND ----------

@@ -74,7 +74,9 @@ show(latest.groupBy("model", "source").agg(F.countDistinct("user_id").alias("use
 
 # COMMAND ----------
 
-# MAGIC %md ## Example users: their strongest history items, and what they are recommended
+# MAGIC %md ## Example users: their strongest history items, what they are recommended, and why
+# MAGIC `because_item_id` is the history item each recommendation comes from (null for the
+# MAGIC popularity fallback); titles come from the catalogue (`items`) when there is one.
 
 # COMMAND ----------
 
@@ -82,4 +84,6 @@ for user in most_active_users(spark, cfg, n=3):
     history, recs = user_story(spark, cfg, user, RUN_DATE)
     print(f"user {user}")
     show(history)
-    show(recs.select("rank", "item_id", "score", "source"))
+    titled = [c for c in ("title", "because_title") if c in recs.columns]
+    show(recs.select("rank", "item_id", *titled[:1], "score", "source", "because_item_id",
+                     *titled[1:]))  # fmt: skip

@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
+from recsys_spark.catalog.display import display_lists
 from recsys_spark.config import AppConfig, load_config
 from recsys_spark.io import delta
 
@@ -71,7 +72,8 @@ def most_active_users(spark: SparkSession, cfg: AppConfig, n: int = 3) -> list[s
 def user_story(
     spark: SparkSession, cfg: AppConfig, user_id: str, run_date: date | None = None, n: int = 10
 ) -> tuple[DataFrame, DataFrame]:
-    """A user's strongest history items and their published list (latest, or `run_date`'s)."""
+    """A user's strongest history items and their published list (latest, or `run_date`'s),
+    with titles, categories and the reason's title when the lake has an `items` table."""
     events = delta.read_table(spark, cfg.storage.table(tables.INTERACTIONS))
     history = (
         events.filter(F.col(C.USER_ID) == user_id)
@@ -87,4 +89,10 @@ def user_story(
     recs = delta.read_table(spark, cfg.storage.table(name)).filter(F.col(C.USER_ID) == user_id)
     if run_date is not None:
         recs = recs.filter(F.col("run_date") == F.lit(run_date))
-    return history, recs.orderBy(C.RANK)
+    items_path = cfg.storage.table(tables.ITEMS)
+    if delta.table_exists(spark, items_path):
+        items = delta.read_table(spark, items_path)
+        titles = items.select(C.ITEM_ID, "title", "categories")
+        history = history.join(F.broadcast(titles), on=C.ITEM_ID, how="left")
+        recs = display_lists(recs, items)
+    return history.orderBy(F.col("weight").desc(), C.ITEM_ID), recs.orderBy(C.RANK)

@@ -190,7 +190,8 @@ def _ingest(
         F.lit(now).cast("timestamp").alias(S.UPDATED_AT),
     )
     full = isinstance(spec, ItemsFile) and spec.snapshot == "full"
-    report = _merge(spark, good, kind, storage, report, full=full)
+    given = _given_columns(kind, spec, names)
+    report = _merge(spark, good, kind, storage, report, full=full, given=given)
     checked.unpersist()
     rows.unpersist()
     report = _log_batch(spark, storage, report, spec.source, report.status, now)
@@ -358,12 +359,18 @@ def _merge(
     report: CatalogReport,
     *,
     full: bool,
+    given: tuple[str, ...],
 ) -> CatalogReport:
-    """MERGE the batch's rows by key; no commit when nothing would change."""
+    """MERGE the batch's rows by key; no commit when nothing would change.
+
+    A matched row changes only in the `given` content columns (those the file has): a
+    file of item ids and active flags leaves the titles as they are. New rows are
+    inserted whole (null where the file says nothing).
+    """
     path = storage.table(kind.table)
     delta.ensure_table(spark, path, kind.schema)
     target = delta.read_table(spark, path)
-    differs = " OR ".join(_differs(c) for c in kind.content)
+    differs = " OR ".join(_differs(c) for c in given) or "false"
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in kind.keys)
     joined = good.alias("s").join(target.alias("t"), on=F.expr(on), how="left")
     new = joined.filter(" AND ".join(f"t.`{k}` IS NULL" for k in kind.keys)).count()
@@ -376,13 +383,14 @@ def _merge(
     if new + changed + gone == 0:
         log.info("%s unchanged at version %s: nothing to merge", kind.table, version)
         return _with(report, table_version=version, status="unchanged")
-    sets = {c: f"s.`{c}`" for c in good.columns}
+    inserts = {c: f"s.`{c}`" for c in good.columns}
+    updates = {c: f"s.`{c}`" for c in (*given, C.BATCH_ID, S.UPDATED_AT)}
     merge = (
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(good.alias("s"), on)
-        .whenMatchedUpdate(condition=differs, set=sets)
-        .whenNotMatchedInsert(values=sets)
+        .whenMatchedUpdate(condition=differs, set=updates)
+        .whenNotMatchedInsert(values=inserts)
     )
     if full:
         batch = good.select(C.BATCH_ID, S.UPDATED_AT).first()
@@ -403,6 +411,28 @@ def _merge(
         table_version=delta.table_version(spark, path),
         status="merged",
     )
+
+
+def _given_columns(kind: _Kind, spec: CatalogFile, names: list[str]) -> tuple[str, ...]:
+    """The content columns a batch speaks for: mapped ones, and `attributes` when the
+    file has columns besides the mapped ones (or names them in `attributes`)."""
+    if kind.name == EXCLUSIONS_KIND:
+        return kind.content
+    assert isinstance(spec, ItemsFile)
+    mapped = vars(spec.columns)
+    given = [c for c in kind.content if c != S.ATTRIBUTES and mapped.get(_COLUMN_KEY[c])]
+    if spec.attributes or [n for n in names if n not in mapped.values()]:
+        given.append(S.ATTRIBUTES)
+    return tuple(given)
+
+
+_COLUMN_KEY = {  # items table column -> its key in catalog.items.columns
+    S.TITLE: "title",
+    S.CATEGORIES: "categories",
+    S.AVAILABLE_FROM: "available_from",
+    S.AVAILABLE_UNTIL: "available_until",
+    S.ACTIVE: "active",
+}
 
 
 def _differs(column: str) -> str:

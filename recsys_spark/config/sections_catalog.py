@@ -104,16 +104,21 @@ class CatalogConfig:
     tables by `jobs/ingest_catalog.py` (and by the nightly's ingest stage).
 
     A batch whose quarantined rows exceed `max_quarantine_share` of its rows is refused
-    (nothing merged). Items with fewer than `cold_min_interactions` interactions count as
-    new (cold) in the reports.
+    (nothing merged). Items with fewer than `cold_min_interactions` interactions are new
+    (cold): with `content_neighbours` they get item-item neighbours from their categories
+    and title (recsys_spark.catalog.content), scaled by `content_weight`.
     """
 
     items: ItemsFile = field(default_factory=ItemsFile)
     exclusions: ExclusionsFile = field(default_factory=ExclusionsFile)
     max_quarantine_share: float = 0.05
     cold_min_interactions: int = 5
+    content_neighbours: bool = True
+    content_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.content_weight > 0:
+            raise ConfigError(f"catalog.content_weight must be positive; got {self.content_weight}")
         if not 0.0 <= self.max_quarantine_share <= 1.0:
             raise ConfigError(
                 "catalog.max_quarantine_share must be a share in [0, 1]; "

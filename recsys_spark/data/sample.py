@@ -390,21 +390,28 @@ def write_sample(
     return path
 
 
+def write_sample_catalog(spec: SampleConfig, path: str | Path | None = None) -> Path:
+    """Write the sample's item catalogue (CSV) to `path` (default `spec.catalog_path`)."""
+    world = _build_world(spec)
+    frame = catalog_frame(spec, world.item_names, world.item_group, world.life)
+    written = write_catalog(frame, spec.catalog_path if path is None else path)
+    log.info(
+        "wrote the catalogue of %d items (%d new, %d withdrawn) to %s",
+        len(frame),
+        int(world.life.new.sum()),
+        int(world.life.withdrawn.sum()),
+        written,
+    )
+    return written
+
+
 def generate_sample(spec: SampleConfig) -> Path:
     """Generate the log `spec` describes into `spec.path` (as `spec.format`), and its item
     catalogue into `spec.catalog_path` (CSV, unless ""); no Spark needed."""
     start = time.perf_counter()
     path = write_sample(spec)
     if spec.catalog_path:
-        world = _build_world(spec)
-        frame = catalog_frame(spec, world.item_names, world.item_group, world.life)
-        log.info(
-            "wrote the catalogue of %d items (%d new, %d withdrawn) to %s",
-            len(frame),
-            int(world.life.new.sum()),
-            int(world.life.withdrawn.sum()),
-            write_catalog(frame, spec.catalog_path),
-        )
+        write_sample_catalog(spec)
     log.info(
         "wrote %d events (%d users, %d items) to %s in %.1f s",
         spec.n_events,

@@ -252,6 +252,7 @@ def evaluate_lists(
     split: dict[str, Any],
     table_paths: dict[str, str],
     rules: Rules = NO_RULES,
+    cold_min_interactions: int = 0,
 ) -> dict[str, Any]:
     """Evaluate each model's lists against one split; the metrics.json document.
 
@@ -269,6 +270,10 @@ def evaluate_lists(
         Business rules applied to every list before it is scored (lists should be drawn
         `rules.depth(n)` deep); the document's `rules` holds their settings and the
         candidates each rule removed per model.
+    cold_min_interactions
+        When positive, the cold-item protocol: test pairs of items with fewer training
+        users than this (new items) are scored apart; the document's `cold_items` holds
+        per model their recall at `evaluation.k` and the share of list slots they take.
 
     Returns
     -------
@@ -291,6 +296,15 @@ def evaluate_lists(
     depth = max(max(cutoffs), params.k)
     if rules.active:
         doc["rules"] = {"settings": rules.lineage, "removed": {}}
+    cold = None
+    if cold_min_interactions > 0:
+        cold = new_items(train, test, cold_min_interactions).cache()
+        doc["cold_items"] = {
+            "min_interactions": cold_min_interactions,
+            "items": cold.count(),
+            "test_pairs": test.join(cold, C.ITEM_ID, "left_semi").count(),
+            "models": {},
+        }
     with stage(log, "training pairs packed for every model"):
         prepared = prepare_training(train)
     try:
@@ -304,6 +318,10 @@ def evaluate_lists(
                     doc["rules"]["removed"][model] = removed_counts(judged)
                     lists_only = kept_rows(judged, [C.USER_ID, C.ITEM_ID, C.RANK])
                 result = evaluate_model(lists_only, prepared, test, params, ks=cutoffs)
+                if cold is not None:
+                    doc["cold_items"]["models"][model] = cold_item_metrics(
+                        lists_only, test, cold, k=params.k
+                    )
                 if judged is not None:
                     judged.unpersist()
             doc["models"][model] = result.metrics
@@ -311,4 +329,35 @@ def evaluate_lists(
             doc["curves"][model] = result.curves
     finally:
         prepared.unpersist()
+        if cold is not None:
+            cold.unpersist()
     return doc
+
+
+def new_items(train: DataFrame, test: DataFrame, min_interactions: int) -> DataFrame:
+    """`item_id` of the test items with fewer than `min_interactions` training users."""
+    users = train.groupBy(C.ITEM_ID).agg(F.countDistinct(C.USER_ID).alias("_users"))
+    items = test.select(C.ITEM_ID).distinct().join(users, C.ITEM_ID, "left")
+    return items.filter(F.coalesce(F.col("_users"), F.lit(0)) < min_interactions).select(C.ITEM_ID)
+
+
+def cold_item_metrics(lists: DataFrame, test: DataFrame, cold: DataFrame, *, k: int) -> dict:
+    """Recall of the new items' test pairs in the top `k` (hits / their test pairs) and
+    their exposure (share of the top-`k` slots they fill), over the users with lists."""
+    top = lists.filter(F.col(C.RANK) <= k).select(C.USER_ID, C.ITEM_ID)
+    users = top.select(C.USER_ID).distinct()
+    pairs = test.select(C.USER_ID, C.ITEM_ID).join(cold, C.ITEM_ID, "left_semi")
+    pairs = pairs.join(users, C.USER_ID, "left_semi")
+    row = (
+        top.join(cold.select(C.ITEM_ID, F.lit(1).alias("_cold")), C.ITEM_ID, "left")
+        .agg(F.count(F.lit(1)).alias("slots"), F.count("_cold").alias("cold_slots"))
+        .first()
+    )
+    n_pairs = pairs.count()
+    hits = pairs.join(top, [C.USER_ID, C.ITEM_ID], "left_semi").count()
+    return {
+        f"cold_recall_at_{k}": hits / n_pairs if n_pairs else float("nan"),
+        f"cold_exposure_at_{k}": row["cold_slots"] / row["slots"] if row["slots"] else 0.0,
+        "cold_test_pairs": float(n_pairs),
+        "cold_hits": float(hits),
+    }

@@ -125,6 +125,16 @@ def render_html(doc: Mapping[str, Any]) -> str:
     if examples:
         parts.append("<h2>Example users: history, recommendations and their reasons</h2>")
         parts.extend(_example(e) for e in examples)
+    cold = doc.get("cold_items")
+    if cold:
+        parts.append(
+            f"<h2>New items: {cold.get('items')} test items with fewer than "
+            f"{cold.get('min_interactions')} training users, {cold.get('test_pairs')} test "
+            "pairs</h2>"
+        )
+        models_cold = cold.get("models", {})
+        columns = sorted({c for v in models_cold.values() for c in v})
+        parts.append(_metrics_table(models_cold, columns))
     rules = doc.get("rules")
     if rules:
         parts.append("<h2>Business rules: candidates removed before each list was full</h2>")

@@ -211,16 +211,19 @@ def similar_items(similarity: DataFrame, *, n: int = 10) -> DataFrame:
     Returns
     -------
     DataFrame
-        `item_id`, `measure`, `rank` (1..n), `similar_item_id`, `score`.
+        `item_id`, `measure`, `rank` (1..n), `similar_item_id`, `score`, and `source`
+        (`behaviour` or `content`) when `similarity` has it.
     """
     if n <= 0:
         raise ValueError(f"n must be positive; got {n}")
+    source = [C.SOURCE] if C.SOURCE in similarity.columns else []
     return similarity.filter(F.col(C.RANK) <= n).select(
         C.ITEM_ID,
         C.MEASURE,
         C.RANK,
         F.col(C.NEIGHBOUR_ID).alias(C.SIMILAR_ITEM_ID),
         C.SCORE,
+        *source,
     )
 
 

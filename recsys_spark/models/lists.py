@@ -38,13 +38,19 @@ def write_recommendations(recs: DataFrame, path: str, model: str) -> dict[str, i
     lacks is null) and hold only rows of `model`. Other models' rows are left as they
     are. Returns the commit metrics.
     """
+    rows = conformed(recs)
+    return delta.replace_where(rows, path, f"{C.MODEL} = '{model}'", merge_schema=True)
+
+
+def conformed(recs: DataFrame) -> DataFrame:
+    """`recs` as the SCHEMA columns, in order and typed; an OPTIONAL column it lacks is
+    null. ValueError when a required column is missing."""
     missing = [f.name for f in SCHEMA.fields if f.name not in recs.columns]
     if set(missing) - set(OPTIONAL):
         raise ValueError(f"recommendations lack the columns {missing}")
-    rows = recs.select(
+    return recs.select(
         *[
             (recs[f.name] if f.name in recs.columns else F.lit(None)).cast(f.dataType).alias(f.name)
             for f in SCHEMA.fields
         ]
     )
-    return delta.replace_where(rows, path, f"{C.MODEL} = '{model}'", merge_schema=True)

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
+from recsys_spark.catalog.content import ContentSource
 from recsys_spark.catalog.rules import NO_RULES, Rules
 from recsys_spark.config import AlsConfig, AppConfig, StorageConfig
 from recsys_spark.evaluation.model_eval import most_popular_lists
@@ -56,8 +57,10 @@ def fit_item_lists(
     measures: tuple[str, ...] | None = None,
     run_id: str,
     serve: DataFrame | None = None,
+    content: ContentSource | None = None,
 ) -> None:
-    """Item-based lists `depth` deep under `storage` (default: every `night_measures`)."""
+    """Item-based lists `depth` deep under `storage` (default: every `night_measures`),
+    new items with content neighbours when `content` is given."""
     run_similarity(
         spark,
         cfg.similarity,
@@ -67,6 +70,7 @@ def fit_item_lists(
         measures=measures or night_measures(cfg),
         run_id=run_id,
         serve=serve,
+        content=content,
     )
 
 
@@ -109,6 +113,7 @@ def final_lists(
     run_id: str,
     ranker: NightRanker | None = None,
     rules: Rules = NO_RULES,
+    content: ContentSource | None = None,
 ) -> DataFrame:
     """The champion refitted on `storage`'s interactions; `recommend.top_n` items per user.
 
@@ -124,12 +129,16 @@ def final_lists(
     if champion == tables.RANKER:
         if ranker is None:
             raise RuntimeError("a ranker champion needs the ranker of the candidates stage")
-        lists = _ranker_lists(spark, cfg, storage, ranker, als=als, run_id=run_id, n=deep)
+        lists = _ranker_lists(
+            spark, cfg, storage, ranker, als=als, run_id=run_id, n=deep, content=content
+        )
         return _completed(spark, cfg, storage, lists, champion, run_id, rules)
     measure = champion_measure(champion, nc.hybrid_measure)
     depth = nc.candidate_depth if champion == tables.HYBRID else deep
     if measure is not None:
-        fit_item_lists(spark, cfg, storage, depth, measures=(measure,), run_id=run_id)
+        fit_item_lists(
+            spark, cfg, storage, depth, measures=(measure,), run_id=run_id, content=content
+        )
     if champion in (tables.ALS, tables.HYBRID):
         fit_als_lists(spark, cfg, storage, als, depth)
     if champion == tables.EASE:
@@ -160,10 +169,11 @@ def _ranker_lists(
     als: AlsConfig,
     run_id: str,
     n: int,
+    content: ContentSource | None,
 ) -> DataFrame:
     """Every model the ranker ranks, refitted for every user, ranked by it (top `n`)."""
     depth = ranker.depth
-    fit_item_lists(spark, cfg, storage, depth, run_id=run_id)
+    fit_item_lists(spark, cfg, storage, depth, run_id=run_id, content=content)
     fit_als_lists(spark, cfg, storage, als, depth)
     if tables.EASE in ranker.sources:
         fit_ease_lists(spark, cfg, storage, depth, run_id=run_id)

@@ -29,6 +29,7 @@ from recsys_spark.config import StorageConfig
 from recsys_spark.faults import failpoint
 from recsys_spark.io import delta
 from recsys_spark.models.lists import SCHEMA as RECOMMENDATIONS_SCHEMA
+from recsys_spark.models.lists import conformed
 
 RUN_DATE = "run_date"
 PUBLISHED_SCHEMA = T.StructType(
@@ -105,10 +106,7 @@ def publish(
     rec_path = storage.table(tables.PUBLISHED_RECOMMENDATIONS)
     latest_path = storage.table(tables.RECOMMENDATIONS_LATEST)
     log_path = storage.table(tables.PUBLISH_LOG)
-    rows = recs.select(
-        *[F.col(f.name).cast(f.dataType).alias(f.name) for f in RECOMMENDATIONS_SCHEMA.fields],
-        F.lit(run_date).alias(RUN_DATE),
-    )
+    rows = conformed(recs).withColumn(RUN_DATE, F.lit(run_date))
     model, n_rows, n_users = _single_model_counts(rows)
     # merge_schema: a table published before a column was added (because_item_id) gains it.
     delta.replace_where(

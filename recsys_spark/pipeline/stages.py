@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
+from recsys_spark.catalog.content import ContentSource, load_content
 from recsys_spark.catalog.display import example_users
 from recsys_spark.catalog.ingest import ingest_catalog
 from recsys_spark.catalog.rules import NO_RULES, Rules, apply_rules, load_rules
@@ -131,6 +132,7 @@ class Night:
         self.hybrid_weight = float("nan")
         self.ranker: NightRanker | None = None
         self.rules: Rules = NO_RULES
+        self.content: ContentSource | None = None  # the catalogue of new items' neighbours
         self.doc: dict[str, Any] = {}
         self.decision: GateDecision | None = None
         self.published: Publication | None = None
@@ -205,6 +207,12 @@ class Night:
                 if version is not None:
                     self.versions[f"input.{name}"] = version
             self.tracker.set_tags({f"rules.{k}": str(v) for k, v in self.rules.lineage.items()})
+            self.content = load_content(
+                self.spark,
+                self.cfg.catalog,
+                self.cfg.storage,
+                version=self.rules.lineage.get("items_version"),
+            )
 
     def _pinned_input(self, source: str, newest: int) -> tuple[DataFrame, int, bool]:
         """`interactions` at the version this date's first attempt read (a rerun), or at
@@ -261,7 +269,13 @@ class Night:
             held = self._read(self.storage.table(tables.HOLDOUT_PAIRS))
             held_users = held.select(C.USER_ID).distinct()
             fit_item_lists(
-                self.spark, self.cfg, self.holdout, depth, run_id=self.run_id, serve=held_users
+                self.spark,
+                self.cfg,
+                self.holdout,
+                depth,
+                run_id=self.run_id,
+                serve=held_users,
+                content=self.content,
             )
             als_run = fit_als_lists(
                 self.spark, self.cfg, self.holdout, als, depth, serve=held_users
@@ -389,6 +403,7 @@ class Night:
                     "holdout_pairs": self.storage.table(tables.HOLDOUT_PAIRS),
                 },
                 rules=self.rules,
+                cold_min_interactions=self.cfg.catalog.cold_min_interactions,
             )
             if self.ranker is not None:
                 self.doc["ranker"] = {
@@ -414,6 +429,8 @@ class Night:
                     for name, values in self.doc["models"].items()
                 }
             )
+            for name, values in self.doc.get("cold_items", {}).get("models", {}).items():
+                m.update({f"{name}.{key}": v for key, v in values.items() if "_at_" in key})
 
     def gate(self) -> GateDecision:
         """Compare the champion's test metric with the last published night's."""
@@ -448,6 +465,7 @@ class Night:
                 run_id=self.run_id,
                 ranker=self.ranker,
                 rules=self.rules,
+                content=self.content,
             )
             self._write(lists, self.storage.table(tables.FINAL_RECOMMENDATIONS))
             m.update(

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
+from recsys_spark.catalog.content import SOURCE_BEHAVIOUR, ContentSource, with_content
 from recsys_spark.config import RecommendConfig, SimilarityConfig, StorageConfig
 from recsys_spark.io import delta
 from recsys_spark.logs import get_logger, stage
@@ -54,6 +55,7 @@ def run_similarity(
     measures: tuple[str, ...] | None = None,
     run_id: str | None = None,
     serve: DataFrame | None = None,
+    content: ContentSource | None = None,
 ) -> SimilarityReport:
     """Compute similarities, item-based lists and similar items under `storage`'s root.
 
@@ -72,6 +74,9 @@ def run_similarity(
     serve
         `user_id`s to write lists for (the nightly's holdout users); default every user
         of the interactions table. Similarities always use every user.
+    content
+        The catalogue: new items get content neighbours (`source = content` rows of
+        `item_similarity`, recsys_spark.catalog.content); None: behaviour only.
 
     Returns
     -------
@@ -99,6 +104,10 @@ def run_similarity(
             seed=similarity.seed,
             num_partitions=similarity.num_partitions,
         )
+        if content is None:
+            sims = sims.withColumn(C.SOURCE, F.lit(SOURCE_BEHAVIOUR))
+        else:
+            sims = with_content(sims, interactions, content, top_k=similarity.top_k)
         metrics = delta.overwrite(sims.withColumn(C.RUN_ID, F.lit(run_id)), sims_path)
     # Read back the committed table: scoring must not recompute the co-occurrences.
     sims = delta.read_table(spark, sims_path)

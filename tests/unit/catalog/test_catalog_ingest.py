@@ -206,3 +206,23 @@ def test_the_job_ingests_the_catalogue_and_exits_2_when_nothing_is_configured(sp
     assert ingest_catalog.main([*base, "--set", f"catalog.items.source={source}"]) == 0
     assert delta.table_exists(spark, str(lake / tables.ITEMS))
     assert ingest_catalog.main(base) == 2
+
+
+def test_a_file_of_ids_and_flags_changes_only_the_flags(spark, tmp_path):
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    ingest(spark, items_cfg(write(tmp_path / "a" / "items.csv", ROWS)), storage, now=NOW)
+    flags = write(tmp_path / "b" / "flags.csv", ["i1,false", "i7,false"], header="item_id,active")
+    cfg = load_config(
+        None,
+        [f"catalog.items.source={flags}"]
+        + [
+            f"catalog.items.columns.{k}="
+            for k in ("title", "categories", "available_from", "available_until")
+        ],  # fmt: skip
+    ).catalog
+    [report] = ingest(spark, cfg, storage, now=NOW)
+    assert (report.inserted, report.updated) == (1, 1)
+    items = by_id(spark, storage)
+    assert items["i1"]["active"] is False
+    assert items["i1"]["title"] == "Red shoe" and items["i1"]["attributes"] == {"price": "10"}
+    assert items["i7"]["title"] is None and items["i7"]["active"] is False

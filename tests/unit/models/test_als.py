@@ -94,15 +94,15 @@ def test_recommend_with_fallback_cold_short_and_full_lists(spark: SparkSession) 
     got = recommend_with_fallback(model, users, seen, popular, n=2)
     expected = spark.createDataFrame(
         [
-            ("full", "x", 1, 0.9, "model"),
-            ("full", "y", 2, 0.8, "model"),
-            ("short", "b", 1, 0.7, "model"),
-            ("short", "c", 2, 4.0, "popularity"),  # a seen, b already given by the model
-            ("cold", "a", 1, 5.0, "popularity"),
-            ("cold", "c", 2, 4.0, "popularity"),
+            ("full", "x", 1, 0.9, "model", None),
+            ("full", "y", 2, 0.8, "model", None),
+            ("short", "b", 1, 0.7, "model", None),
+            ("short", "c", 2, 4.0, "popularity", None),  # a seen, b already given
+            ("cold", "a", 1, 5.0, "popularity", None),
+            ("cold", "c", 2, 4.0, "popularity", None),
         ],  # greedy has seen the whole catalogue: no list
         f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RANK} int, {C.SCORE} double, "
-        f"{C.SOURCE} string",
+        f"{C.SOURCE} string, {C.BECAUSE_ITEM_ID} string",  # lists without reasons: none
     )
     # Union of two sources: row order is not part of the contract.
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
