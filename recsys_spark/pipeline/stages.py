@@ -351,9 +351,15 @@ class Night:
             if ranked is not None:
                 lists[RANKER] = ranked
             depth = self._eval_depth()
-            self.scores = {  # on the lists the rules leave, as they would be served
+            # On the lists the rules leave, as they would be served; only the validation
+            # users' lists are judged (the rules' cost grows with the rows they read).
+            val_users = validation.select(C.USER_ID).distinct()
+            self.scores = {
                 model: validation_score(
-                    apply_rules(rows, self.rules, depth), validation, metric=nc.gate_metric, k=k
+                    apply_rules(rows.join(val_users, C.USER_ID, "left_semi"), self.rules, depth),
+                    validation,
+                    metric=nc.gate_metric,
+                    k=k,
                 )
                 for model, rows in lists.items()
             }

@@ -226,3 +226,23 @@ def test_a_file_of_ids_and_flags_changes_only_the_flags(spark, tmp_path):
     assert items["i1"]["active"] is False
     assert items["i1"]["title"] == "Red shoe" and items["i1"]["attributes"] == {"price": "10"}
     assert items["i7"]["title"] is None and items["i7"]["active"] is False
+
+
+def test_the_newer_releases_movies_csv_loads_with_the_documented_overrides(spark, tmp_path):
+    movies = write(
+        tmp_path / "movies.csv",
+        ["1,Toy Story (1995),Adventure|Animation|Children", '2,"Heat, The (1995)",Action'],
+        header="movieId,title,genres",
+    )
+    overrides = [  # as the comment of conf/movielens.yml gives them
+        f"catalog.items.source={movies}", "catalog.items.csv_delimiter=,",
+        "catalog.items.columns.item=movieId", "catalog.items.columns.title=title",
+        "catalog.items.columns.categories=genres", "catalog.items.category_separator=|",
+    ]  # fmt: skip
+    cfg = load_config("conf/movielens.yml", overrides).catalog
+    storage = StorageConfig(root=str(tmp_path / "lake"))
+    [report] = ingest(spark, cfg, storage, kinds=(ITEMS_KIND,), now=NOW)
+    assert report.rows_valid == 2
+    items = by_id(spark, storage)
+    assert items["1"]["categories"] == ["Adventure", "Animation", "Children"]
+    assert items["2"]["title"] == "Heat, The (1995)"

@@ -201,3 +201,26 @@ def test_load_rules_reads_the_tables_as_of_the_run_date(spark, tmp_path):
     assert available == {"a", "e", "f", "g"}
     off = load_rules(spark, RulesConfig(availability=False, exclusions=False), storage, RUN)
     assert not off.active
+
+
+def test_with_a_catalogue_and_every_rule_off_the_served_lists_are_unchanged(spark):
+    from recsys_spark.models.fallback import recommend_with_fallback
+
+    model = spark.createDataFrame(
+        [("u1", "b", 1, 0.9), ("u1", "a", 2, 0.5), ("u2", "f", 1, 0.4)], LISTS
+    )
+    users = spark.createDataFrame([("u1",), ("u2",), ("u3",)], "user_id string")
+    seen = spark.createDataFrame([("u1", "g"), ("u2", "a")], "user_id string, item_id string")
+    popular = spark.createDataFrame(
+        [(i, 100.0 - k, k + 1) for k, i in enumerate("bacdefg")],
+        "item_id string, score double, rank int",
+    )
+    # What load_rules returns for a lake with both tables and every rule off (its test
+    # above checks that): nothing to apply.
+    off = Rules(RulesConfig(availability=False, exclusions=False, max_per_category=0))
+    assert not off.active
+    assert_df_equality(
+        recommend_under_rules(model, users, seen, popular, off, n=3),
+        recommend_with_fallback(model, users, seen, popular, n=3),
+        ignore_row_order=True,
+    )
