@@ -40,6 +40,7 @@ class ContentSource:
     items: DataFrame  # `item_id`, `title`, `categories`
     min_interactions: int
     weight: float = 1.0
+    per_token: int = 200  # candidate neighbours per category or title word: the most popular
 
 
 def load_content(
@@ -51,73 +52,100 @@ def load_content(
     if not cfg.content_neighbours or not delta.table_exists(spark, path):
         return None
     items = delta.read_table(spark, path, version=version).select(C.ITEM_ID, S.TITLE, S.CATEGORIES)
-    return ContentSource(items, cfg.cold_min_interactions, cfg.content_weight)
+    return ContentSource(
+        items, cfg.cold_min_interactions, cfg.content_weight, cfg.content_candidates
+    )
 
 
 def with_content(
     sims: DataFrame, interactions: DataFrame, content: ContentSource, *, top_k: int
 ) -> DataFrame:
     """`blend_content` of the new items' content neighbours into `sims`."""
-    cold = cold_items(content.items, interactions, content.min_interactions)
-    neighbours = content_neighbours(content.items, cold, top_k=top_k)
+    users = item_users(interactions).cache()
+    cold = cold_items(content.items, users, content.min_interactions)
+    neighbours = content_neighbours(
+        content.items, cold, users, top_k=top_k, per_token=content.per_token
+    )
     indices = item_indices(interactions, content.items)
     return blend_content(sims, neighbours, indices, weight=content.weight)
 
 
-def cold_items(items: DataFrame, interactions: DataFrame, min_interactions: int) -> DataFrame:
+def item_users(interactions: DataFrame) -> DataFrame:
+    """`item_id`, `_users`: distinct users per item of `interactions`."""
+    return interactions.groupBy(C.ITEM_ID).agg(F.countDistinct(C.USER_ID).alias("_users"))
+
+
+def cold_items(items: DataFrame, users: DataFrame, min_interactions: int) -> DataFrame:
     """`item_id` of the catalogue items with fewer than `min_interactions` distinct users
-    in `interactions` (`user_id`, `item_id`)."""
-    users = interactions.groupBy(C.ITEM_ID).agg(F.countDistinct(C.USER_ID).alias("_users"))
+    (`users`: `item_users` output)."""
     counted = items.select(C.ITEM_ID).distinct().join(users, C.ITEM_ID, "left")
     return counted.filter(F.coalesce(F.col("_users"), F.lit(0)) < min_interactions).select(
         C.ITEM_ID
     )
 
 
-def content_neighbours(items: DataFrame, cold: DataFrame, *, top_k: int) -> DataFrame:
+def content_neighbours(
+    items: DataFrame, cold: DataFrame, users: DataFrame, *, top_k: int, per_token: int = 200
+) -> DataFrame:
     """The `top_k` content neighbours of each `cold` item among the catalogue `items`.
 
+    Candidates are, per category and per title word, the `per_token` items with the most
+    users (`users`: `item_users` output): the neighbours that can score a new item are
+    those in users' histories, and a category of thousands of items would otherwise pair
+    every new item with all of them. Ties go to the more popular neighbour.
+
     Returns `item_id` (the cold item), `neighbour_id`, `score` in (0, 1] (mean of the
-    category Jaccard and the title TF-IDF cosine), `rank` (1 = best; ties by id).
+    category Jaccard and the title TF-IDF cosine), `rank` (1 = best).
     """
     words = _title_weights(items)
     cats = items.select(C.ITEM_ID, F.explode_outer(S.CATEGORIES).alias("_cat")).filter(
         F.col("_cat").isNotNull()
     )
     n_cats = cats.groupBy(C.ITEM_ID).agg(F.count(F.lit(1)).alias("_n"))
+    others = _most_popular(words, "_word", users, per_token).select(
+        F.col(C.ITEM_ID).alias(_J), "_word", F.col("_w").alias("_wj")
+    )
     cold_words = words.join(cold, C.ITEM_ID, "left_semi").withColumnRenamed(C.ITEM_ID, _C)
     title = (
-        cold_words.join(
-            words.withColumnRenamed(C.ITEM_ID, _J).withColumnRenamed("_w", "_wj"), "_word"
-        )
+        cold_words.join(others, "_word")
         .filter(F.col(_C) != F.col(_J))
         .groupBy(_C, _J)
         .agg(F.sum(F.col("_w") * F.col("_wj")).alias("_cos"))  # weights are unit-normalised
     )
+    jaccard = F.col("_shared") / (F.col("_nc") + F.col("_nj") - F.col("_shared"))
+    popular_cats = _most_popular(cats, "_cat", users, per_token).withColumnRenamed(C.ITEM_ID, _J)
     cold_cats = cats.join(cold, C.ITEM_ID, "left_semi").withColumnRenamed(C.ITEM_ID, _C)
     shared = (
-        cold_cats.join(cats.withColumnRenamed(C.ITEM_ID, _J), "_cat")
+        cold_cats.join(popular_cats, "_cat")
         .filter(F.col(_C) != F.col(_J))
         .groupBy(_C, _J)
         .agg(F.count(F.lit(1)).alias("_shared"))
         .join(n_cats.select(F.col(C.ITEM_ID).alias(_C), F.col("_n").alias("_nc")), _C)
         .join(n_cats.select(F.col(C.ITEM_ID).alias(_J), F.col("_n").alias("_nj")), _J)
-        .select(
-            _C,
-            _J,
-            (F.col("_shared") / (F.col("_nc") + F.col("_nj") - F.col("_shared"))).alias("_jac"),
-        )
+        .select(_C, _J, jaccard.alias("_jac"))
     )
-    pairs = title.join(shared, [_C, _J], "full_outer")
+    pairs = title.join(shared, [_C, _J], "full_outer").join(
+        users.select(F.col(C.ITEM_ID).alias(_J), "_users"), _J, "left"
+    )
     score = (F.coalesce(F.col("_jac"), F.lit(0.0)) + F.coalesce(F.col("_cos"), F.lit(0.0))) / 2.0
-    order = Window.partitionBy(_C).orderBy(F.col(C.SCORE).desc(), F.col(_J))
+    popularity = F.coalesce(F.col("_users"), F.lit(0)).desc()
+    order = Window.partitionBy(_C).orderBy(F.col(C.SCORE).desc(), popularity, F.col(_J))
     return (
-        pairs.select(_C, _J, score.alias(C.SCORE))
+        pairs.select(_C, _J, "_users", score.alias(C.SCORE))
         .filter(F.col(C.SCORE) > 0)
         .withColumn(C.RANK, F.row_number().over(order))
         .filter(F.col(C.RANK) <= top_k)
         .select(F.col(_C).alias(C.ITEM_ID), F.col(_J).alias(C.NEIGHBOUR_ID), C.SCORE, C.RANK)
     )
+
+
+def _most_popular(rows: DataFrame, token: str, users: DataFrame, n: int) -> DataFrame:
+    """The rows of the `n` items with the most users per `token` (ties by item id)."""
+    order = Window.partitionBy(token).orderBy(
+        F.coalesce(F.col("_users"), F.lit(0)).desc(), F.col(C.ITEM_ID)
+    )
+    ranked = rows.join(users, C.ITEM_ID, "left").withColumn("_pos", F.row_number().over(order))
+    return ranked.filter(F.col("_pos") <= n).drop("_pos", "_users")
 
 
 def _title_weights(items: DataFrame) -> DataFrame:

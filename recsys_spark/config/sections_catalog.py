@@ -106,7 +106,8 @@ class CatalogConfig:
     A batch whose quarantined rows exceed `max_quarantine_share` of its rows is refused
     (nothing merged). Items with fewer than `cold_min_interactions` interactions are new
     (cold): with `content_neighbours` they get item-item neighbours from their categories
-    and title (recsys_spark.catalog.content), scaled by `content_weight`.
+    and title (recsys_spark.catalog.content), scaled by `content_weight`, among the
+    `content_candidates` most popular items of each category and title word.
     """
 
     items: ItemsFile = field(default_factory=ItemsFile)
@@ -115,8 +116,13 @@ class CatalogConfig:
     cold_min_interactions: int = 5
     content_neighbours: bool = True
     content_weight: float = 1.0
+    content_candidates: int = 200
 
     def __post_init__(self) -> None:
+        if self.content_candidates < 1:
+            raise ConfigError(
+                f"catalog.content_candidates must be at least 1; got {self.content_candidates}"
+            )
         if not self.content_weight > 0:
             raise ConfigError(f"catalog.content_weight must be positive; got {self.content_weight}")
         if not 0.0 <= self.max_quarantine_share <= 1.0:

@@ -33,7 +33,10 @@ def test_lists_are_scored_for_test_users_only_as_the_job_scores_them(spark, tmp_
     from recsys_spark.models.lists import SCHEMA
 
     recs_path = str(tmp_path / tables.EVAL_RECOMMENDATIONS)
-    rows = [("u1", "a", 1, 1.0, "als", "model", "r"), ("u2", "b", 1, 1.0, "als", "model", "r")]
+    rows = [
+        ("u1", "a", 1, 1.0, "als", "model", "r", None),
+        ("u2", "b", 1, 1.0, "als", "model", "r", None),
+    ]
     delta.overwrite(spark.createDataFrame(rows, SCHEMA), recs_path)
     users = spark.createDataFrame([("u1",)], "user_id string")
     lists = lists_of_test_users(spark, recs_path, (), users)

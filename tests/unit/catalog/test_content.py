@@ -16,6 +16,7 @@ from recsys_spark.catalog.content import (
     cold_items,
     content_neighbours,
     item_indices,
+    item_users,
 )
 from recsys_spark.config import RecommendConfig, SimilarityConfig, StorageConfig
 from recsys_spark.evaluation.model_eval import cold_item_metrics, new_items
@@ -35,9 +36,10 @@ CATALOGUE = [
 def test_content_neighbours_mean_category_jaccard_and_title_cosine(spark):
     items = spark.createDataFrame(CATALOGUE, ITEMS)
     cold = spark.createDataFrame([("n",)], "item_id string")
+    users = spark.createDataFrame([], "item_id string, _users long")
     got = {
         r[C.NEIGHBOUR_ID]: (r[C.RANK], r[C.SCORE])
-        for r in content_neighbours(items, cold, top_k=3).collect()
+        for r in content_neighbours(items, cold, users, top_k=3).collect()
     }
     # d shares the category exactly (Jaccard 1) and "wool hat"; a and b share half the
     # categories; c shares nothing and is no neighbour.
@@ -48,13 +50,24 @@ def test_content_neighbours_mean_category_jaccard_and_title_cosine(spark):
     assert all(0 < s <= 1 for _, s in got.values())
 
 
+def test_candidates_per_token_are_the_most_popular_and_ties_go_to_popularity(spark):
+    items = spark.createDataFrame(
+        [("n", "hat", ["winter"])] + [(f"w{k}", "hat", ["winter"]) for k in range(5)], ITEMS
+    )
+    cold = spark.createDataFrame([("n",)], "item_id string")
+    users = spark.createDataFrame([("w1", 9), ("w3", 7), ("w4", 1)], "item_id string, _users long")
+    got = content_neighbours(items, cold, users, top_k=5, per_token=2).collect()
+    # Every candidate matches n perfectly: only the two most popular are candidates.
+    assert [(r[C.NEIGHBOUR_ID], r[C.RANK]) for r in got] == [("w1", 1), ("w3", 2)]
+
+
 def test_cold_items_are_those_with_few_users_and_unseen_items_get_fresh_indices(spark):
     items = spark.createDataFrame(CATALOGUE, ITEMS)
     events = spark.createDataFrame(
         [("u1", "a", 0), ("u2", "a", 0), ("u1", "b", 1), ("u3", "n", 4)],
         "user_id string, item_id string, item_idx int",
     )
-    cold = sorted(r[0] for r in cold_items(items, events, 2).collect())
+    cold = sorted(r[0] for r in cold_items(items, item_users(events), 2).collect())
     assert cold == ["b", "c", "d", "n"]
     idx = {r[C.ITEM_ID]: r[C.ITEM_IDX] for r in item_indices(events, items).collect()}
     assert idx == {"a": 0, "b": 1, "n": 4, "c": 5, "d": 6}

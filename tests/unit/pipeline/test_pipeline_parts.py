@@ -368,7 +368,7 @@ def test_final_fit_asks_each_runner_for_the_champions_models_only(
     cfg = load_config(Path(__file__).resolve().parents[3] / "conf" / "local.yml", [])
     calls: list[tuple] = []
 
-    def similarity(spark, sim, recommend, storage, *, top_n, measures, run_id, serve):  # type: ignore[no-untyped-def]
+    def similarity(spark, sim, recommend, storage, *, top_n, measures, run_id, serve, content):  # type: ignore[no-untyped-def]
         calls.append(("similarity", storage.root, top_n, measures))
 
     def als(spark, als_cfg, recommend, tracking, storage, *, top_n, serve):  # type: ignore[no-untyped-def]
