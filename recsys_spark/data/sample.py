@@ -42,8 +42,6 @@ step that would fall past its block's slice is moved back to the slice's last mi
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,7 +57,13 @@ import pyarrow.parquet as pq
 
 from recsys_spark.config import SampleConfig
 from recsys_spark.config.sections_data import SAMPLE_FILE_FORMATS
-from recsys_spark.data.sample_catalog import Lifecycle, catalog_frame, item_lifecycle, write_catalog
+from recsys_spark.data.sample_catalog import (
+    Lifecycle,
+    catalog_frame,
+    item_lifecycle,
+    write_atomically,
+    write_catalog,
+)
 from recsys_spark.logs import get_logger
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
@@ -376,18 +380,8 @@ def write_sample(
     if fmt not in _WRITERS:
         raise ValueError(f"fmt must be one of {SAMPLE_FILE_FORMATS}, got {fmt!r}")
     chunks = generate_chunks(spec, chunk_size)  # validates chunk_size before any file is made
-    path = Path(spec.path if path is None else path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        _WRITERS[fmt](spec, chunks, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    target = spec.path if path is None else path
+    return write_atomically(target, lambda tmp: _WRITERS[fmt](spec, chunks, tmp))
 
 
 def write_sample_catalog(spec: SampleConfig, path: str | Path | None = None) -> Path:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,12 +124,18 @@ def catalog_frame(
 
 def write_catalog(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write the catalogue as CSV, replacing `path` atomically."""
+    return write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call `write` on a temporary file beside `path`, then make it `path` (os.replace):
+    readers see the old file or the whole new one, never a part. Parents are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        frame.to_csv(tmp, index=False)
+        write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
