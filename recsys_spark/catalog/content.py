@@ -18,8 +18,14 @@ neighbour.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -28,9 +34,10 @@ from recsys_spark import tables
 from recsys_spark.catalog import schemas as S
 from recsys_spark.config import CatalogConfig, StorageConfig
 from recsys_spark.io import delta
+from recsys_spark.similarity.top_k import top_k_per_group
 
 SOURCE_BEHAVIOUR, SOURCE_CONTENT = "behaviour", "content"
-_C, _J = "_cold", "_other"
+_CAT = "_cat"
 
 
 @dataclass(frozen=True)
@@ -92,60 +99,94 @@ def content_neighbours(
     Candidates are, per category and per title word, the `per_token` items with the most
     users (`users`: `item_users` output): the neighbours that can score a new item are
     those in users' histories, and a category of thousands of items would otherwise pair
-    every new item with all of them. Ties go to the more popular neighbour.
+    every new item with all of them. Ties go to the more popular neighbour, then to the
+    smaller item id.
+
+    The catalogue's word weights and categories are catalogue-sized: they come to the
+    driver once and are broadcast, and each partition of cold items scores its
+    candidates with two sparse products in scipy (a join per token in Spark SQL cost
+    several times more).
 
     Returns `item_id` (the cold item), `neighbour_id`, `score` in (0, 1] (mean of the
     category Jaccard and the title TF-IDF cosine), `rank` (1 = best).
     """
-    words = _title_weights(items)
-    cats = items.select(C.ITEM_ID, F.explode_outer(S.CATEGORIES).alias("_cat")).filter(
-        F.col("_cat").isNotNull()
+    words = _title_weights(items).toPandas()
+    cats = (
+        items.select(C.ITEM_ID, F.explode_outer(S.CATEGORIES).alias(_CAT))
+        .filter(F.col(_CAT).isNotNull())
+        .toPandas()
     )
-    n_cats = cats.groupBy(C.ITEM_ID).agg(F.count(F.lit(1)).alias("_n"))
-    others = _most_popular(words, "_word", users, per_token).select(
-        F.col(C.ITEM_ID).alias(_J), "_word", F.col("_w").alias("_wj")
+    ids = np.sort(items.select(C.ITEM_ID).distinct().toPandas()[C.ITEM_ID].to_numpy(dtype=str))
+    used = users.toPandas().set_index(C.ITEM_ID)["_users"].reindex(ids).fillna(0).to_numpy()
+    shared = items.sparkSession.sparkContext.broadcast(
+        _token_matrices(ids, words, cats, used, per_token)
     )
-    cold_words = words.join(cold, C.ITEM_ID, "left_semi").withColumnRenamed(C.ITEM_ID, _C)
-    title = (
-        cold_words.join(others, "_word")
-        .filter(F.col(_C) != F.col(_J))
-        .groupBy(_C, _J)
-        .agg(F.sum(F.col("_w") * F.col("_wj")).alias("_cos"))  # weights are unit-normalised
-    )
-    jaccard = F.col("_shared") / (F.col("_nc") + F.col("_nj") - F.col("_shared"))
-    popular_cats = _most_popular(cats, "_cat", users, per_token).withColumnRenamed(C.ITEM_ID, _J)
-    cold_cats = cats.join(cold, C.ITEM_ID, "left_semi").withColumnRenamed(C.ITEM_ID, _C)
-    shared = (
-        cold_cats.join(popular_cats, "_cat")
-        .filter(F.col(_C) != F.col(_J))
-        .groupBy(_C, _J)
-        .agg(F.count(F.lit(1)).alias("_shared"))
-        .join(n_cats.select(F.col(C.ITEM_ID).alias(_C), F.col("_n").alias("_nc")), _C)
-        .join(n_cats.select(F.col(C.ITEM_ID).alias(_J), F.col("_n").alias("_nj")), _J)
-        .select(_C, _J, jaccard.alias("_jac"))
-    )
-    pairs = title.join(shared, [_C, _J], "full_outer").join(
-        users.select(F.col(C.ITEM_ID).alias(_J), "_users"), _J, "left"
-    )
-    score = (F.coalesce(F.col("_jac"), F.lit(0.0)) + F.coalesce(F.col("_cos"), F.lit(0.0))) / 2.0
-    popularity = F.coalesce(F.col("_users"), F.lit(0)).desc()
-    order = Window.partitionBy(_C).orderBy(F.col(C.SCORE).desc(), popularity, F.col(_J))
-    return (
-        pairs.select(_C, _J, "_users", score.alias(C.SCORE))
-        .filter(F.col(C.SCORE) > 0)
-        .withColumn(C.RANK, F.row_number().over(order))
-        .filter(F.col(C.RANK) <= top_k)
-        .select(F.col(_C).alias(C.ITEM_ID), F.col(_J).alias(C.NEIGHBOUR_ID), C.SCORE, C.RANK)
+    return cold.select(C.ITEM_ID).mapInPandas(
+        partial(_score_cold, shared=shared, top_k=top_k),
+        f"{C.ITEM_ID} string, {C.NEIGHBOUR_ID} string, {C.SCORE} double, {C.RANK} int",
     )
 
 
-def _most_popular(rows: DataFrame, token: str, users: DataFrame, n: int) -> DataFrame:
-    """The rows of the `n` items with the most users per `token` (ties by item id)."""
-    order = Window.partitionBy(token).orderBy(
-        F.coalesce(F.col("_users"), F.lit(0)).desc(), F.col(C.ITEM_ID)
-    )
-    ranked = rows.join(users, C.ITEM_ID, "left").withColumn("_pos", F.row_number().over(order))
-    return ranked.filter(F.col("_pos") <= n).drop("_pos", "_users")
+def _token_matrices(
+    ids: np.ndarray, words: pd.DataFrame, cats: pd.DataFrame, used: np.ndarray, per_token: int
+) -> tuple[Any, ...]:
+    """Item x token matrices of the title weights and of the categories (every item's
+    rows, and the token x item transpose of the candidates'), each item's category
+    count, and each item's place in the tie-break (most used first, then id order:
+    `ids` is sorted)."""
+    pos = pd.Index(ids)
+    tie = np.empty(len(ids), dtype=np.int64)
+    tie[np.lexsort((np.arange(len(ids)), -used))] = np.arange(len(ids))
+
+    def matrices(rows: pd.DataFrame, token: str, weight: np.ndarray) -> tuple[Any, Any]:
+        item = pos.get_indexer(rows[C.ITEM_ID].to_numpy(dtype=str))
+        codes = pd.factorize(rows[token])[0]
+        shape = (len(ids), int(codes.max(initial=-1)) + 1)
+        full = sp.csr_matrix((weight, (item, codes)), shape=shape)
+        # each row's place among its token's rows, most used items first
+        ranked = np.lexsort((tie[item], codes))
+        new_token = np.r_[True, np.diff(codes[ranked]) != 0] if len(item) else np.zeros(0, bool)
+        starts = np.flatnonzero(new_token)
+        place = np.empty(len(item), dtype=np.int64)
+        place[ranked] = np.arange(len(item)) - np.repeat(starts, np.diff(np.r_[starts, len(item)]))
+        keep = place < per_token
+        candidates = sp.csr_matrix((weight[keep], (item[keep], codes[keep])), shape=shape)
+        return full, candidates.T.tocsr()
+
+    w_full, w_cand = matrices(words, "_word", words["_w"].to_numpy(dtype=np.float64))
+    k_full, k_cand = matrices(cats, _CAT, np.ones(len(cats)))
+    n_cats = np.asarray(k_full.sum(axis=1)).ravel()
+    return ids, w_full, w_cand, k_full, k_cand, n_cats, tie
+
+
+def _score_cold(
+    batches: Iterator[pd.DataFrame], *, shared: Any, top_k: int
+) -> Iterator[pd.DataFrame]:
+    """The content neighbours of one partition's cold items (see `content_neighbours`)."""
+    ids, w_full, w_cand, k_full, k_cand, n_cats, tie = shared.value
+    for batch in batches:
+        rows = pd.Index(ids).get_indexer(batch[C.ITEM_ID].to_numpy(dtype=str))
+        rows = np.unique(rows[rows >= 0])
+        if not len(rows):
+            continue
+        cosine = (w_full[rows] @ w_cand).tocsr()  # unit-length rows: dot = cosine
+        both = (k_full[rows] @ k_cand).tocoo()  # categories shared
+        union = n_cats[rows][both.row] + n_cats[both.col] - both.data
+        jaccard = sp.csr_matrix((both.data / union, (both.row, both.col)), shape=cosine.shape)
+        score = ((jaccard + cosine) / 2.0).tocoo()
+        keep = (score.data > 0) & (rows[score.row] != score.col)
+        r = score.row[keep].astype(np.int64)
+        j = score.col[keep].astype(np.int64)
+        s = score.data[keep]
+        top, rank = top_k_per_group(r, s, tie[j], top_k)
+        yield pd.DataFrame(
+            {
+                C.ITEM_ID: ids[rows[r[top]]],
+                C.NEIGHBOUR_ID: ids[j[top]],
+                C.SCORE: s[top],
+                C.RANK: rank.astype(np.int32),
+            }
+        )
 
 
 def _title_weights(items: DataFrame) -> DataFrame:

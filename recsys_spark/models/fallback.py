@@ -63,43 +63,38 @@ def recommend_with_fallback(
         C.SCORE,
         source.alias(C.SOURCE),
         because.cast("string").alias(C.BECAUSE_ITEM_ID),
-    )
+    ).filter(F.col(C.USER_ID).isNotNull())
+    # Computed once (the model's lists can be the costly part): read by the counts below
+    # and returned. Most users get full lists from the model: only the short ones need
+    # their seen items, so the seen pairs of the others never go through a shuffle (one
+    # aggregation of every row of every user into arrays took half of the item-based
+    # lists' time at 2M events).
+    model = model.localCheckpoint(eager=True)
     ranked = popularity_ranks(popular)
-    rec = F.struct(*model.columns)
-    no_rec = F.lit(None).cast(model.select(rec).schema[0].dataType)
-    # One shuffle by user brings each user's model rows, seen items and the user together:
-    # the model's lists are computed once (they can be the costly part), and what a
-    # user's filler must skip (seen or already listed) is known per user.
-    # `_serve`: the row names a user to serve (a model row or a user); seen rows do not.
-    rows = (
-        model.join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="left")
-        .select(C.USER_ID, rec.alias("_rec"), POP_RANK, F.lit(True).alias("_serve"))
-        .unionByName(
-            seen_ranks(seen, ranked).select(
-                C.USER_ID, no_rec.alias("_rec"), POP_RANK, F.lit(False).alias("_serve")
-            )
-        )
-        .unionByName(
-            users.select(
-                C.USER_ID,
-                no_rec.alias("_rec"),
-                F.lit(None).cast("int").alias(POP_RANK),
-                F.lit(True).alias("_serve"),
-            )
-        )
+    counts = model.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("_n_model"))
+    short = (
+        users.select(C.USER_ID)
         .filter(F.col(C.USER_ID).isNotNull())
+        .distinct()
+        .join(counts, on=C.USER_ID, how="full_outer")
+        .select(C.USER_ID, F.coalesce("_n_model", F.lit(0)).alias("_n_model"))
+        .filter(F.col("_n_model") < n)
     )
-    per_user = (
-        rows.groupBy(C.USER_ID)
-        .agg(
-            F.collect_list("_rec").alias("_recs"),  # nulls are skipped
-            F.collect_set(POP_RANK).alias("_excluded"),
-            F.max("_serve").alias("_serve"),
+    # What each short user's filler must skip: the ranks of their seen and listed items.
+    excluded = (
+        seen_ranks(seen, ranked)
+        .select(C.USER_ID, POP_RANK)
+        .unionByName(
+            model.join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="inner").select(
+                C.USER_ID, POP_RANK
+            )
         )
-        .filter("_serve")
+        .join(short.select(C.USER_ID), on=C.USER_ID, how="left_semi")
+        .groupBy(C.USER_ID)
+        .agg(F.collect_set(POP_RANK).alias("_excluded"))
     )
-    listed = per_user.select(C.USER_ID, F.explode("_recs").alias("_rec")).select("_rec.*")
-    n_model = F.size("_recs")
+    per_user = short.join(excluded, on=C.USER_ID, how="left")
+    n_model = F.col("_n_model")
     filler = popular_fill(
         per_user, ranked, excluded=F.col("_excluded"), k=F.lit(n) - n_model, offset=n_model
     ).select(
@@ -107,7 +102,7 @@ def recommend_with_fallback(
         F.lit(SOURCE_POPULARITY).alias(C.SOURCE),
         F.lit(None).cast("string").alias(C.BECAUSE_ITEM_ID),
     )
-    return listed.unionByName(filler)
+    return model.unionByName(filler)
 
 
 def recommend_under_rules(

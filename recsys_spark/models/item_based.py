@@ -34,7 +34,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.arrays import distinct
 from recsys_spark.models.fallback import recommend_with_fallback
 from recsys_spark.similarity.top_k import top_k_per_group
 
@@ -275,14 +274,21 @@ def _score_users(
     history = sp.csr_matrix(
         (weights[known], (row[known], items[known])), shape=(len(user_idx), shape[0])
     )
-    seen = distinct(row[known].astype(np.int64) * shape[1] + items[known])
+    # Every seen pair as a 0/1 matrix: subtracting score x seen zeroes the seen pairs'
+    # scores in one linear pass over the sparse structure (np.isin on the flattened
+    # pairs sorted both sides and took two thirds of the kernel's time).
+    seen = sp.csr_matrix(
+        (np.ones(int(known.sum())), (row[known], items[known])), shape=history.shape
+    )
+    seen.data[:] = 1.0  # repeated pairs were summed
     for start in range(0, len(user_idx), USERS_PER_CHUNK):
         stop = min(start + USERS_PER_CHUNK, len(user_idx))
-        scores = (history[start:stop] @ sim).tocoo()
-        r = scores.row.astype(np.int64) + start
-        j = scores.col.astype(np.int64)
-        keep = (scores.data > 0) & ~np.isin(r * shape[1] + j, seen)
-        r, j, s = r[keep], j[keep], scores.data[keep]
+        block = history[start:stop] @ sim
+        scores = (block - block.multiply(seen[start:stop])).tocoo()
+        keep = scores.data > 0
+        r = scores.row[keep].astype(np.int64) + start
+        j = scores.col[keep].astype(np.int64)
+        s = scores.data[keep]
         top, rank = top_k_per_group(r, s, tie_rank[j], top_n)
         if not len(top):
             continue

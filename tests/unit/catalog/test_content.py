@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import random
+import re
+from collections import Counter
 from datetime import datetime
 
 import pytest
@@ -59,6 +62,75 @@ def test_candidates_per_token_are_the_most_popular_and_ties_go_to_popularity(spa
     got = content_neighbours(items, cold, users, top_k=5, per_token=2).collect()
     # Every candidate matches n perfectly: only the two most popular are candidates.
     assert [(r[C.NEIGHBOUR_ID], r[C.RANK]) for r in got] == [("w1", 1), ("w3", 2)]
+
+
+def _reference_neighbours(catalogue, cold, used, *, top_k, per_token):
+    """content_neighbours by hand: TF-IDF titles, category Jaccard, candidates per token."""
+    titles = {
+        i: [w for w in re.split(r"[^a-z0-9]+", t.lower()) if len(w) >= 2] for i, t, _ in catalogue
+    }
+    cats = {i: list(c) for i, _, c in catalogue}
+    df = Counter(w for words in titles.values() for w in set(words))
+    weights = {}
+    for i, words in titles.items():
+        raw = {w: n * math.log(len(catalogue) / df[w]) for w, n in Counter(words).items()}
+        raw = {w: v for w, v in raw.items() if v > 0}
+        norm = math.sqrt(sum(v * v for v in raw.values()))
+        weights[i] = {w: v / norm for w, v in raw.items()}
+
+    def candidates(token_of):
+        by_token = {}
+        for i in sorted(token_of, key=lambda i: (-used.get(i, 0), i)):
+            for t in token_of[i]:
+                by_token.setdefault(t, []).append(i)
+        return {t: set(ids[:per_token]) for t, ids in by_token.items()}
+
+    word_cands, cat_cands = candidates(weights), candidates(cats)
+    out = {}
+    for c in cold:
+        scores = {}
+        for j in titles:
+            if j == c:
+                continue
+            cos = sum(
+                v * weights[j][w] for w, v in weights[c].items() if j in word_cands.get(w, ())
+            )
+            shared = sum(1 for k in cats[c] if k in cats[j] and j in cat_cands[k])
+            jac = shared / (len(cats[c]) + len(cats[j]) - shared) if shared else 0.0
+            if (cos + jac) / 2 > 0:
+                scores[j] = (cos + jac) / 2
+        best = sorted(scores, key=lambda j: (-round(scores[j], 12), -used.get(j, 0), j))[:top_k]
+        out.update({(c, j): (r + 1, scores[j]) for r, j in enumerate(best)})
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_content_neighbours_match_a_reference_by_hand(spark, seed):
+    rng = random.Random(seed)
+    vocab, genres = ["red", "blue", "wool", "hat", "scarf", "big", "x1"], ["a", "b", "c", "d"]
+    catalogue = [
+        (
+            f"i{k:02d}",
+            " ".join(rng.choices(vocab, k=rng.randint(1, 4))),
+            rng.sample(genres, rng.randint(1, 3)),
+        )
+        for k in range(40)
+    ]
+    cold = [f"i{k:02d}" for k in range(0, 40, 5)]
+    used = {f"i{k:02d}": rng.choice([0, 1, 1, 3, 7]) for k in range(40)}
+    got = content_neighbours(
+        spark.createDataFrame(catalogue, ITEMS),
+        spark.createDataFrame([(c,) for c in cold], "item_id string"),
+        spark.createDataFrame(list(used.items()), "item_id string, _users long"),
+        top_k=6,
+        per_token=9,
+    ).collect()
+    want = _reference_neighbours(catalogue, cold, used, top_k=6, per_token=9)
+    assert {(r[C.ITEM_ID], r[C.NEIGHBOUR_ID]): r[C.RANK] for r in got} == {
+        k: rank for k, (rank, _) in want.items()
+    }
+    for r in got:
+        assert r[C.SCORE] == pytest.approx(want[(r[C.ITEM_ID], r[C.NEIGHBOUR_ID])][1], abs=1e-9)
 
 
 def test_cold_items_are_those_with_few_users_and_unseen_items_get_fresh_indices(spark):
