@@ -4,8 +4,9 @@ An item with fewer than `catalog.cold_min_interactions` interactions has (almost
 co-occurrences, so no behavioural neighbours: it could never be recommended by the
 item-based models nor shown as a similar item. Its content neighbours come from the
 catalogue instead: the mean of the category Jaccard and the TF-IDF cosine of the title
-words, over every other catalogue item sharing a category or a word (one join on an
-inverted index, in Spark), the `top_k` best per new item.
+words, over the catalogue items sharing a category or a word (the most used ones per
+token), the `top_k` best per new item: two sparse products per partition of new items
+against the broadcast catalogue.
 
 `blend_content` adds them to the behavioural `item_similarity` rows of every measure
 with `source = content`: the new item's own list (its neighbours, which score it in
@@ -164,8 +165,9 @@ def _score_cold(
 ) -> Iterator[pd.DataFrame]:
     """The content neighbours of one partition's cold items (see `content_neighbours`)."""
     ids, w_full, w_cand, k_full, k_cand, n_cats, tie = shared.value
+    position = pd.Index(ids)
     for batch in batches:
-        rows = pd.Index(ids).get_indexer(batch[C.ITEM_ID].to_numpy(dtype=str))
+        rows = position.get_indexer(batch[C.ITEM_ID].to_numpy(dtype=str))
         rows = np.unique(rows[rows >= 0])
         if not len(rows):
             continue

@@ -49,6 +49,8 @@ def recommend_with_fallback(
         `popularity`), `because_item_id` (the model's reason, kept when `model_recs` has
         one; null for popularity rows). A user has `n` rows whenever the popularity
         ranking holds enough items they have neither seen nor been given by the model.
+        The model's lists are computed by this call (held as a local checkpoint); the
+        filler stays lazy.
     """
     if n <= 0:
         raise ValueError(f"n must be positive; got {n}")
