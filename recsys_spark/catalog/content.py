@@ -112,12 +112,10 @@ def content_neighbours(
     category Jaccard and the title TF-IDF cosine), `rank` (1 = best).
     """
     words = _title_weights(items).toPandas()
-    cats = (
-        items.select(C.ITEM_ID, F.explode_outer(S.CATEGORIES).alias(_CAT))
-        .filter(F.col(_CAT).isNotNull())
-        .toPandas()
-    )
-    ids = np.sort(items.select(C.ITEM_ID).distinct().toPandas()[C.ITEM_ID].to_numpy(dtype=str))
+    # One read of the catalogue gives its ids and its (item, category) rows.
+    listed = items.select(C.ITEM_ID, F.col(S.CATEGORIES).alias(_CAT)).toPandas()
+    ids = np.unique(listed[C.ITEM_ID].to_numpy(dtype=str))
+    cats = listed.explode(_CAT).dropna(subset=[_CAT])
     used = users.toPandas().set_index(C.ITEM_ID)["_users"].reindex(ids).fillna(0).to_numpy()
     shared = items.sparkSession.sparkContext.broadcast(
         _token_matrices(ids, words, cats, used, per_token)
