@@ -69,18 +69,21 @@ def with_content(
     sims: DataFrame, interactions: DataFrame, content: ContentSource, *, top_k: int
 ) -> DataFrame:
     """`blend_content` of the new items' content neighbours into `sims`."""
+    # One pass over the interactions: each item's users, and the indices it already has.
     users = item_users(interactions).cache()
     cold = cold_items(content.items, users, content.min_interactions)
     neighbours = content_neighbours(
         content.items, cold, users, top_k=top_k, per_token=content.per_token
     )
-    indices = item_indices(interactions, content.items)
+    indices = item_indices(users, content.items)
     return blend_content(sims, neighbours, indices, weight=content.weight)
 
 
 def item_users(interactions: DataFrame) -> DataFrame:
-    """`item_id`, `_users`: distinct users per item of `interactions`."""
-    return interactions.groupBy(C.ITEM_ID).agg(F.countDistinct(C.USER_ID).alias("_users"))
+    """`item_id`, `item_idx`, `_users`: distinct users per item of `interactions`."""
+    return interactions.groupBy(C.ITEM_ID, C.ITEM_IDX).agg(
+        F.countDistinct(C.USER_ID).alias("_users")
+    )
 
 
 def cold_items(items: DataFrame, users: DataFrame, min_interactions: int) -> DataFrame:
@@ -111,10 +114,10 @@ def content_neighbours(
     Returns `item_id` (the cold item), `neighbour_id`, `score` in (0, 1] (mean of the
     category Jaccard and the title TF-IDF cosine), `rank` (1 = best).
     """
-    words = _title_weights(items).toPandas()
-    # One read of the catalogue gives its ids and its (item, category) rows.
-    listed = items.select(C.ITEM_ID, F.col(S.CATEGORIES).alias(_CAT)).toPandas()
+    # One read of the catalogue gives its ids, title words and (item, category) rows.
+    listed = items.select(C.ITEM_ID, S.TITLE, F.col(S.CATEGORIES).alias(_CAT)).toPandas()
     ids = np.unique(listed[C.ITEM_ID].to_numpy(dtype=str))
+    words = _title_weights(listed, len(ids))
     cats = listed.explode(_CAT).dropna(subset=[_CAT])
     used = users.toPandas().set_index(C.ITEM_ID)["_users"].reindex(ids).fillna(0).to_numpy()
     shared = items.sparkSession.sparkContext.broadcast(
@@ -177,7 +180,9 @@ def _score_cold(
         keep = (score.data > 0) & (rows[score.row] != score.col)
         r = score.row[keep].astype(np.int64)
         j = score.col[keep].astype(np.int64)
-        s = score.data[keep]
+        # Rounded so that scores equal on paper tie exactly whatever the float noise of
+        # their sums, and the tie-break (popularity, then id) decides.
+        s = np.round(score.data[keep], 12)
         top, rank = top_k_per_group(r, s, tie[j], top_k)
         yield pd.DataFrame(
             {
@@ -189,37 +194,38 @@ def _score_cold(
         )
 
 
-def _title_weights(items: DataFrame) -> DataFrame:
-    """`item_id`, `_word`, `_w`: each title word's TF-IDF weight, unit length per item."""
-    tokens = items.select(
-        C.ITEM_ID,
-        F.explode(
-            F.split(F.lower(F.coalesce(F.col(S.TITLE), F.lit(""))), "[^\\p{L}\\p{N}]+")
-        ).alias("_word"),
-    ).filter(F.length("_word") >= 2)
-    tf = tokens.groupBy(C.ITEM_ID, "_word").agg(F.count(F.lit(1)).cast("double").alias("_tf"))
-    n_items = items.select(C.ITEM_ID).distinct().count()
-    df = tf.groupBy("_word").agg(F.count(F.lit(1)).alias("_df"))
-    raw = (
-        tf.join(df, "_word")
-        .select(
-            C.ITEM_ID,
-            "_word",
-            (F.col("_tf") * F.log(F.lit(float(n_items)) / F.col("_df"))).alias("_w"),
-        )
-        .filter(F.col("_w") > 0)
+def _title_weights(listed: pd.DataFrame, n_items: int) -> pd.DataFrame:
+    """`item_id`, `_word`, `_w`: each title word's TF-IDF weight, unit length per item.
+
+    Words are runs of letters and digits (Unicode), lower-cased, at least two long;
+    `n_items` is the catalogue's size (the IDF's numerator)."""
+    titles = listed[[C.ITEM_ID, S.TITLE]].drop_duplicates(C.ITEM_ID)
+    tokens = (
+        titles[S.TITLE]
+        .fillna("")
+        .str.lower()
+        .str.split(r"[\W_]+", regex=True)
+        .explode()
+        .rename("_word")
     )
-    norm = raw.groupBy(C.ITEM_ID).agg(F.sqrt(F.sum(F.col("_w") * F.col("_w"))).alias("_norm"))
-    return raw.join(norm, C.ITEM_ID).select(
-        C.ITEM_ID, "_word", (F.col("_w") / F.col("_norm")).alias("_w")
-    )
+    tokens = pd.DataFrame({C.ITEM_ID: titles[C.ITEM_ID].reindex(tokens.index), "_word": tokens})
+    tokens = tokens[tokens["_word"].str.len() >= 2]
+    tf = tokens.groupby([C.ITEM_ID, "_word"], sort=True).size().rename("_tf").reset_index()
+    df = tf.groupby("_word").size().rename("_df")
+    tf["_w"] = tf["_tf"] * np.log(float(n_items) / tf["_word"].map(df).to_numpy())
+    tf = tf[tf["_w"] > 0]
+    norm = np.sqrt((tf["_w"] ** 2).groupby(tf[C.ITEM_ID]).transform("sum"))
+    return pd.DataFrame(
+        {C.ITEM_ID: tf[C.ITEM_ID].to_numpy(), "_word": tf["_word"].to_numpy(),
+         "_w": (tf["_w"] / norm).to_numpy()}
+    )  # fmt: skip
 
 
-def item_indices(interactions: DataFrame, items: DataFrame) -> DataFrame:
-    """`item_id`, `item_idx` of every item of `interactions` and of the catalogue: items
-    without interactions get the next free numbers (in id order) for this run's
-    scoring only."""
-    known = interactions.select(C.ITEM_ID, C.ITEM_IDX).distinct()
+def item_indices(known: DataFrame, items: DataFrame) -> DataFrame:
+    """`item_id`, `item_idx` of every item of `known` (rows with both, such as the
+    interactions or `item_users` output) and of the catalogue: items without
+    interactions get the next free numbers (in id order) for this run's scoring only."""
+    known = known.select(C.ITEM_ID, C.ITEM_IDX).distinct()
     start = known.agg(F.coalesce(F.max(C.ITEM_IDX), F.lit(-1)).alias("_start"))
     new = items.select(C.ITEM_ID).distinct().join(known, C.ITEM_ID, "left_anti")
     order = Window.partitionBy(F.lit(0)).orderBy(C.ITEM_ID)
@@ -235,10 +241,13 @@ def blend_content(
     """`item_similarity` rows of every measure with the content neighbours added.
 
     `sims`: the behavioural rows (`item_idx`, `item_id`, `neighbour_idx`, `neighbour_id`,
-    `measure`, `rank`, `score`, `cooccurrence`); `content`: `content_neighbours` output;
-    `indices`: `item_indices` output. Returns the same columns plus `source`
-    (`behaviour` or `content`); per item and measure, rows are ranked again by score.
-    A pair that has both keeps the larger score (and its source).
+    `measure`, `rank`, `score`, `cooccurrence`), ranked per item and measure by score,
+    ties to the smaller neighbour id; `content`: `content_neighbours` output; `indices`:
+    `item_indices` output. Returns the same columns plus `source` (`behaviour` or
+    `content`). A pair that has both keeps the larger score (and its source, `behaviour`
+    on a tie). Only the items that gain content rows (the new items and their
+    neighbours, about a quarter of the catalogue) are ranked again, one partition of
+    items at a time in pandas; every other item's rows pass through with their ranks.
     """
     behaviour = sims.withColumn(C.SOURCE, F.lit(SOURCE_BEHAVIOUR))
     scale = sims.groupBy(C.MEASURE).agg(F.percentile_approx(C.SCORE, 0.5).alias("_scale"))
@@ -269,16 +278,36 @@ def blend_content(
             F.lit(SOURCE_CONTENT).alias(C.SOURCE),
         )
     )
-    rows = behaviour.select(*added.columns).unionByName(added)
-    best = Window.partitionBy(C.MEASURE, C.ITEM_IDX, C.NEIGHBOUR_IDX).orderBy(
-        F.col(C.SCORE).desc(), F.col(C.SOURCE)
+    columns = added.columns
+    touched = F.broadcast(added.select(C.ITEM_IDX).distinct())
+    kept = behaviour.join(touched, C.ITEM_IDX, "left_anti").select(*columns)
+    redo = (
+        behaviour.join(touched, C.ITEM_IDX, "left_semi")
+        .select(*columns)
+        .unionByName(added)
+        .repartition(C.ITEM_IDX)
     )
-    order = Window.partitionBy(C.MEASURE, C.ITEM_IDX).orderBy(
-        F.col(C.SCORE).desc(), F.col(C.NEIGHBOUR_ID)
+    schema = added.schema
+    return kept.unionByName(redo.mapInPandas(_ranked_again, schema))
+
+
+def _ranked_again(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Behavioural and content rows of whole items: one row per pair (the larger score,
+    `behaviour` first on a tie), ranked per item and measure by score, then neighbour id."""
+    part = pd.concat(list(frames), ignore_index=True)
+    if part.empty:
+        return
+    part = part.sort_values(
+        [C.MEASURE, C.ITEM_IDX, C.NEIGHBOUR_IDX, C.SCORE, C.SOURCE],
+        ascending=[True, True, True, False, True],
+        kind="stable",
+    ).drop_duplicates([C.MEASURE, C.ITEM_IDX, C.NEIGHBOUR_IDX], keep="first")
+    part = part.sort_values(
+        [C.MEASURE, C.ITEM_IDX, C.SCORE, C.NEIGHBOUR_ID],
+        ascending=[True, True, False, True],
+        kind="stable",
     )
-    return (
-        rows.withColumn("_best", F.row_number().over(best))
-        .filter(F.col("_best") == 1)
-        .drop("_best")
-        .withColumn(C.RANK, F.row_number().over(order))
+    part[C.RANK] = (part.groupby([C.MEASURE, C.ITEM_IDX], sort=False).cumcount() + 1).astype(
+        np.int32
     )
+    yield part

@@ -169,6 +169,36 @@ def test_blend_adds_both_directions_on_each_measures_scale(spark):
     assert sum(r[C.SOURCE] == "behaviour" for r in rows) == 4
 
 
+def test_blend_keeps_the_larger_score_per_pair_ties_to_behaviour_and_leaves_others_alone(spark):
+    sims = spark.createDataFrame(
+        [(0, "a", 1, "b", "jaccard", 1, 0.5, 3), (0, "a", 2, "c", "jaccard", 2, 0.25, 1),
+         (1, "b", 0, "a", "jaccard", 1, 0.5, 3), (2, "c", 0, "a", "jaccard", 1, 0.25, 1),
+         (9, "z", 7, "x", "jaccard", 1, 0.5, 2), (9, "z", 8, "y", "jaccard", 2, 0.5, 2)],
+        "item_idx int, item_id string, neighbour_idx int, neighbour_id string, measure string, "
+        "rank int, score double, cooccurrence long",
+    )  # fmt: skip
+    # The median score is 0.5: a content match of 1.0 scores 0.5 on this measure.
+    content = spark.createDataFrame(
+        [("a", "c", 1.0, 1), ("b", "a", 1.0, 1)],
+        "item_id string, neighbour_id string, score double, rank int",
+    )
+    indices = spark.createDataFrame(
+        [("a", 0), ("b", 1), ("c", 2), ("x", 7), ("y", 8), ("z", 9)], "item_id string, item_idx int"
+    )
+    rows = blend_content(sims, content, indices).collect()
+    got = sorted(
+        (r[C.ITEM_ID], r[C.RANK], r[C.NEIGHBOUR_ID], r[C.SCORE], r[C.SOURCE]) for r in rows
+    )
+    assert got == [
+        ("a", 1, "b", 0.5, "behaviour"),  # content ties behaviour: behaviour kept
+        ("a", 2, "c", 0.5, "content"),  # content 0.5 beats behaviour 0.25; b wins the tie by id
+        ("b", 1, "a", 0.5, "behaviour"),
+        ("c", 1, "a", 0.5, "content"),
+        ("z", 1, "x", 0.5, "behaviour"),  # no content rows: passed through as they were
+        ("z", 2, "y", 0.5, "behaviour"),
+    ]
+
+
 def test_a_new_item_reaches_item_based_lists_and_similar_items_from_its_first_day(spark, tmp_path):
     storage = StorageConfig(root=str(tmp_path / "lake"))
     ts = datetime(2026, 4, 1)
