@@ -41,6 +41,8 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from recsys_spark import columns as C  # noqa: E402
 from recsys_spark import tables  # noqa: E402
+from recsys_spark.catalog import schemas as S  # noqa: E402
+from recsys_spark.catalog.ingest import ITEMS_KIND, ingest_catalog  # noqa: E402
 from recsys_spark.cli import job_parser, parse_job_args  # noqa: E402
 from recsys_spark.config import AppConfig, IngestConfig, StorageConfig  # noqa: E402
 from recsys_spark.data.splits import random_split_per_user, split_summary  # noqa: E402
@@ -62,6 +64,7 @@ from recsys_spark.models.ranker import (  # noqa: E402
     feature_names,
     fit_ranker,
     rank_candidates,
+    usable_groups,
     with_labels,
 )
 from recsys_spark.session import get_spark  # noqa: E402
@@ -162,24 +165,41 @@ def ease_models(cfg: AppConfig) -> dict[str, Builder]:
 
 
 def ranker_lists(
-    cfg: AppConfig, builders: dict[str, Builder], train: DataFrame, deep: dict[str, DataFrame]
+    cfg: AppConfig,
+    builders: dict[str, Builder],
+    train: DataFrame,
+    deep: dict[str, DataFrame],
+    categories: DataFrame | None,
 ) -> tuple[DataFrame, RankerModel]:
     """The learned ranker's top-10, trained without the test pairs.
 
     A `ranker.validation_ratio` share of each user's training pairs is held out as labels;
     every model is refitted on the rest and proposes `ranker.depth` candidates; LightGBM
     learns to rank them. The ranker then ranks the candidates of the models fitted on all
-    training pairs (`deep`).
+    training pairs (`deep`). `categories`: the catalogue's item categories (the
+    `categories` feature group), or None.
     """
     rk = cfg.ranker
     fit_part, labels = random_split_per_user(train, test_ratio=rk.validation_ratio, seed=rk.seed)
     fit_part, labels = fit_part.localCheckpoint(eager=True), labels.localCheckpoint(eager=True)
     proposals = {m: build(fit_part, rk.depth) for m, build in builders.items()}
-    features = feature_names(list(builders), rk.windows, rk.features)
-    candidates = candidate_features(proposals, fit_part, depth=rk.depth, windows=rk.windows)
+    groups = usable_groups(rk.features, catalogue=categories is not None)
+    features = feature_names(list(builders), rk.windows, groups)
+    kw = {"depth": rk.depth, "windows": rk.windows, "categories": categories}
+    candidates = candidate_features(proposals, fit_part, **kw)
     model = fit_ranker(with_labels(candidates, labels), features, rk)
-    scored = candidate_features(deep, train, depth=rk.depth, windows=rk.windows)
+    scored = candidate_features(deep, train, **kw)
     return rank_candidates(scored, model, top_n=TOP_N), model
+
+
+def catalogue_categories(spark, cfg: AppConfig, storage: StorageConfig) -> DataFrame | None:
+    """The configured catalogue's `item_id`, `categories`, MERGEd into the bench lake
+    first (nothing changes when it holds this file already); None without one."""
+    if not cfg.catalog.items.source:
+        return None
+    ingest_catalog(spark, cfg.catalog, storage, kinds=(ITEMS_KIND,))
+    items = delta.read_table(spark, storage.table(tables.ITEMS))
+    return items.select(C.ITEM_ID, S.CATEGORIES).localCheckpoint(eager=True)
 
 
 def write_model_lists(recs: DataFrame, recs_path: str, model: str) -> None:
@@ -302,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     ranker = None
     if cfg.ranker.enabled and not failed:
         start = time.perf_counter()
-        ranked, ranker = ranker_lists(cfg, {m: builders[m] for m in deep}, train, deep)
+        categories = catalogue_categories(spark, cfg, storage)
+        ranked, ranker = ranker_lists(cfg, {m: builders[m] for m in deep}, train, deep, categories)
         write_model_lists(ranked, recs_path, RANKER)
         timings["ranker_s"] = time.perf_counter() - start
     models = (*deep, RANKER) if ranker is not None else tuple(deep)

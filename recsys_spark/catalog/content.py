@@ -65,6 +65,17 @@ def load_content(
     )
 
 
+def load_categories(
+    spark: SparkSession, storage: StorageConfig, version: int | None = None
+) -> DataFrame | None:
+    """The lake's catalogue as `item_id`, `categories` (at `version`, default the newest),
+    for the ranker's category feature; None without an `items` table."""
+    path = storage.table(tables.ITEMS)
+    if not delta.table_exists(spark, path):
+        return None
+    return delta.read_table(spark, path, version=version).select(C.ITEM_ID, S.CATEGORIES)
+
+
 def with_content(
     sims: DataFrame, interactions: DataFrame, content: ContentSource, *, top_k: int
 ) -> DataFrame:

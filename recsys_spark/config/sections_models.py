@@ -143,7 +143,8 @@ class EaseConfig:
 
 
 RANKER_OBJECTIVES = ("rank_xendcg", "lambdarank")
-RANKER_FEATURE_GROUPS = ("ranks", "scores", "sources", "items", "users")  # models/ranker.py
+# the feature groups of models/ranker.py
+RANKER_FEATURE_GROUPS = ("ranks", "scores", "sources", "items", "users", "categories")
 
 
 @dataclass(frozen=True)

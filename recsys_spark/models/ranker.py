@@ -8,12 +8,15 @@ ranking model on features computed in Spark:
   (missing then), and how many models proposed the item;
 - item: training users in total and over the last `ranker.windows` days, days since
   the item's first and last interaction;
-- user: history length and days since their last interaction.
+- user: history length and days since their last interaction;
+- categories (with a catalogue): the largest share of the user's training items in one
+  of the candidate's categories (0 when none is shared, missing when the item has none).
 
 `ranker.features` picks the groups the model learns from (`ranks`, `scores`, `sources`,
-`items`, `users`); a missing rank counts as depth + 1, and the model is constrained to
-rank better-ranked and higher-scored candidates no lower (monotone constraints), a prior
-that small training sets need: on MovieLens-100K the ranks alone rank best (BENCHMARKS.md,
+`items`, `users`, `categories`; the last only when there is a catalogue); a missing rank
+counts as depth + 1, and the model is constrained to rank better-ranked and
+higher-scored candidates no lower (monotone constraints), a prior that small training
+sets need: on MovieLens-100K the ranks alone rank best (BENCHMARKS.md,
 bench-quality), the other groups cost a little there.
 
 Training (`fit_ranker`) takes labelled candidates of users disjoint from the ones it is
@@ -42,13 +45,17 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
+from recsys_spark.catalog import schemas as S
 from recsys_spark.config import RankerConfig
 from recsys_spark.logs import get_logger
 
 log = get_logger(__name__)
 
 LABEL = "label"
-FEATURE_GROUPS = ("ranks", "scores", "sources", "items", "users")
+FEATURE_GROUPS = ("ranks", "scores", "sources", "items", "users", "categories")
+# the groups computed from the candidates and training pairs alone (no catalogue)
+BEHAVIOUR_GROUPS = FEATURE_GROUPS[:-1]
+CATEGORY_SHARE = "category_share"
 _DAY_S = 86_400.0
 
 
@@ -73,6 +80,7 @@ def candidate_features(
     *,
     depth: int,
     windows: tuple[int, ...] = (7, 30),
+    categories: DataFrame | None = None,
 ) -> DataFrame:
     """Every model's top-`depth` items per user, one row per (user, item), with features.
 
@@ -88,11 +96,15 @@ def candidate_features(
         Candidates taken from each model.
     windows
         Popularity windows in days, counted back from the newest training event.
+    categories
+        The catalogue's `item_id`, `categories` (array of strings): adds
+        `category_share`; None: no category feature.
 
     Returns
     -------
     DataFrame
-        `user_id`, `item_id` and the feature columns of :func:`feature_names`.
+        `user_id`, `item_id` and the feature columns of :func:`feature_names` (with
+        `categories` only when `categories` is given).
     """
     models = sorted(lists)
     union = None
@@ -130,15 +142,34 @@ def candidate_features(
         F.count(F.lit(1)).cast("double").alias("user_items"),
         F.min(age).alias("user_recency_days"),
     )
-    # Both are at most catalogue- or user-sized: joined without a shuffle of candidates
-    # for the items, by user for the users.
-    return wide.join(F.broadcast(items), C.ITEM_ID, "left").join(users, C.USER_ID, "left")
+    if categories is None:
+        # Both are at most catalogue- or user-sized: joined without a shuffle of
+        # candidates for the items, by user for the users.
+        return wide.join(F.broadcast(items), C.ITEM_ID, "left").join(users, C.USER_ID, "left")
+    cats = categories.select(C.ITEM_ID, F.col(S.CATEGORIES).alias("_cats"))
+    # Per user: how many of their training items fall in each category, as a map.
+    counts = (
+        stamped.join(F.broadcast(cats), C.ITEM_ID)
+        .select(C.USER_ID, F.explode("_cats").alias("_cat"))
+        .groupBy(C.USER_ID, "_cat")
+        .agg(F.count(F.lit(1)).cast("double").alias("_n"))
+        .groupBy(C.USER_ID)
+        .agg(F.map_from_entries(F.collect_list(F.struct("_cat", "_n"))).alias("_cat_n"))
+    )
+    in_history = F.transform("_cats", lambda c: F.coalesce(F.col("_cat_n")[c], F.lit(0.0)))
+    return (
+        wide.join(F.broadcast(items), C.ITEM_ID, "left")
+        .join(F.broadcast(cats), C.ITEM_ID, "left")
+        .join(users.join(counts, C.USER_ID, "left"), C.USER_ID, "left")
+        .withColumn(CATEGORY_SHARE, F.array_max(in_history) / F.col("user_items"))
+        .drop("_cats", "_cat_n")
+    )
 
 
 def feature_names(
     models: list[str] | tuple[str, ...],
     windows: tuple[int, ...],
-    groups: tuple[str, ...] = FEATURE_GROUPS,
+    groups: tuple[str, ...] = BEHAVIOUR_GROUPS,
 ) -> tuple[str, ...]:
     """The feature columns of :func:`candidate_features` in `groups`, in a fixed order."""
     unknown = sorted(set(groups) - set(FEATURE_GROUPS))
@@ -155,8 +186,18 @@ def feature_names(
             "item_recency_days",
         ],
         "users": ["user_items", "user_recency_days"],
+        "categories": [CATEGORY_SHARE],
     }
     return tuple(name for g in FEATURE_GROUPS if g in groups for name in by_group[g])
+
+
+def usable_groups(groups: tuple[str, ...], *, catalogue: bool) -> tuple[str, ...]:
+    """`groups` without `categories` when there is no catalogue (logged): the other
+    groups need nothing but the candidates and the training pairs."""
+    if catalogue or "categories" not in groups:
+        return groups
+    log.info("ranker: no catalogue, the categories feature group is left out")
+    return tuple(g for g in groups if g != "categories")
 
 
 def _monotone(feature: str) -> int:

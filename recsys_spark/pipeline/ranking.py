@@ -26,6 +26,7 @@ from recsys_spark.models.ranker import (
     feature_names,
     fit_ranker,
     rank_candidates,
+    usable_groups,
     with_labels,
 )
 
@@ -41,6 +42,7 @@ class NightRanker:
     sources: tuple[str, ...]  # the candidate models
     depth: int
     windows: tuple[int, ...]
+    categories: DataFrame | None = None  # the catalogue's item categories it learned from
 
 
 def holdout_ranker_lists(
@@ -52,6 +54,7 @@ def holdout_ranker_lists(
     depth: int,
     n: int,
     seed: int,
+    categories: DataFrame | None = None,
 ) -> tuple[DataFrame, NightRanker]:
     """The ranker's top-`n` for every user of `lists`, and the ranker for the final fit.
 
@@ -66,6 +69,8 @@ def holdout_ranker_lists(
         The validation users' held-out pairs: the labels.
     depth, n
         Candidates per model; list length.
+    categories
+        The catalogue's `item_id`, `categories` (the `categories` feature group), or None.
 
     Returns
     -------
@@ -73,8 +78,13 @@ def holdout_ranker_lists(
         `user_id`, `item_id`, `rank`, `score`: out of fold for validation users, from
         the ranker fitted on every validation user for the others.
     """
-    names = feature_names(tuple(lists), cfg.windows, cfg.features)
-    features = candidate_features(lists, train, depth=depth, windows=cfg.windows).persist()
+    groups = usable_groups(cfg.features, catalogue=categories is not None)
+    names = feature_names(tuple(lists), cfg.windows, groups)
+    if "categories" not in groups:
+        categories = None  # not asked for: no catalogue join
+    features = candidate_features(
+        lists, train, depth=depth, windows=cfg.windows, categories=categories
+    ).persist()
     val_users = validation.select(C.USER_ID).distinct()
     fold = F.pmod(F.xxhash64(C.USER_ID, F.lit(seed)), F.lit(FOLDS))
     val_users = val_users.withColumn("_fold", fold).persist()
@@ -93,7 +103,7 @@ def holdout_ranker_lists(
     ranked = with_reasons(ranked, lists, depth).localCheckpoint(eager=True)
     features.unpersist()
     val_users.unpersist()
-    return ranked, NightRanker(final, tuple(sorted(lists)), depth, cfg.windows)
+    return ranked, NightRanker(final, tuple(sorted(lists)), depth, cfg.windows, categories)
 
 
 def final_ranker_lists(
@@ -104,7 +114,9 @@ def final_ranker_lists(
     if missing:
         raise ValueError(f"the ranker needs the candidates of {missing}")
     sources = {m: lists[m] for m in ranker.sources}
-    features = candidate_features(sources, train, depth=ranker.depth, windows=ranker.windows)
+    features = candidate_features(
+        sources, train, depth=ranker.depth, windows=ranker.windows, categories=ranker.categories
+    )
     return with_reasons(rank_candidates(features, ranker.model, top_n=n), sources, ranker.depth)
 
 

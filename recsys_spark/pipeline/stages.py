@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark import tables
-from recsys_spark.catalog.content import ContentSource, load_content
+from recsys_spark.catalog.content import ContentSource, load_categories, load_content
 from recsys_spark.catalog.display import example_users
 from recsys_spark.catalog.ingest import ingest_catalog
 from recsys_spark.catalog.rules import NO_RULES, Rules, apply_rules, load_rules
@@ -133,6 +133,7 @@ class Night:
         self.ranker: NightRanker | None = None
         self.rules: Rules = NO_RULES
         self.content: ContentSource | None = None  # the catalogue of new items' neighbours
+        self.categories: DataFrame | None = None  # the catalogue's item categories (ranker)
         self.doc: dict[str, Any] = {}
         self.decision: GateDecision | None = None
         self.published: Publication | None = None
@@ -207,12 +208,11 @@ class Night:
                 if version is not None:
                     self.versions[f"input.{name}"] = version
             self.tracker.set_tags({f"rules.{k}": str(v) for k, v in self.rules.lineage.items()})
+            items_version = self.rules.lineage.get("items_version")
             self.content = load_content(
-                self.spark,
-                self.cfg.catalog,
-                self.cfg.storage,
-                version=self.rules.lineage.get("items_version"),
+                self.spark, self.cfg.catalog, self.cfg.storage, version=items_version
             )
+            self.categories = load_categories(self.spark, self.cfg.storage, version=items_version)
 
     def _pinned_input(self, source: str, newest: int) -> tuple[DataFrame, int, bool]:
         """`interactions` at the version this date's first attempt read (a rerun), or at
@@ -571,6 +571,7 @@ class Night:
                 depth=depth,
                 n=self._list_depth(),
                 seed=self.cfg.evaluation.seed,
+                categories=self.categories,
             )
         except NoTrainingSignal as exc:
             self.skipped[RANKER] = str(exc)

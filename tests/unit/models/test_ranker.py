@@ -18,6 +18,7 @@ from recsys_spark.models.ranker import (
     feature_names,
     fit_ranker,
     rank_candidates,
+    usable_groups,
     with_labels,
 )
 
@@ -58,6 +59,36 @@ def test_features_pivot_every_models_proposal_and_describe_items_and_users(
     assert (y["item_users"], y["item_users_7d"], y["item_users_30d"]) == (2.0, 1.0, 2.0)
     assert (y["item_age_days"], y["item_recency_days"]) == (20.0, 3.0)
     assert (y["user_items"], y["user_recency_days"]) == (1.0, 0.0)  # u1's history: w
+
+
+def test_category_share_is_the_largest_share_of_the_history_in_one_of_the_items_categories(
+    spark: SparkSession,
+) -> None:
+    lists = spark.createDataFrame(
+        [("u1", "x", 1, 0.9), ("u1", "y", 2, 0.5), ("u1", "z", 3, 0.4), ("u1", "n", 4, 0.1),
+         ("u2", "x", 1, 0.3)],
+        LIST,
+    )  # fmt: skip
+    # u1's history: four items, two of them comedies, one a drama, one unknown to the
+    # catalogue; u2's history has no category at all.
+    train = spark.createDataFrame(
+        [("u1", h, NEWEST) for h in ("h1", "h2", "h3", "h4")] + [("u2", "h4", NEWEST)], TRAIN
+    )
+    categories = spark.createDataFrame(
+        [("h1", ["comedy"]), ("h2", ["comedy", "drama"]), ("h3", ["drama", "war"]),
+         ("x", ["comedy", "war"]), ("y", ["war"]), ("z", ["horror"]), ("n", [])],
+        f"{C.ITEM_ID} string, categories array<string>",
+    )  # fmt: skip
+    got = candidate_features({"a": lists}, train, depth=5, categories=categories).toPandas()
+    share = {(r[C.USER_ID], r[C.ITEM_ID]): r["category_share"] for _, r in got.iterrows()}
+    assert share[("u1", "x")] == 2 / 4  # comedy: h1, h2 (war: h3 only)
+    assert share[("u1", "y")] == 1 / 4
+    assert share[("u1", "z")] == 0.0  # no category in common
+    assert pd.isna(share[("u1", "n")])  # an item without categories: missing
+    assert share[("u2", "x")] == 0.0
+    assert feature_names(["a"], (7,), ("ranks", "categories")) == ("rank__a", "category_share")
+    assert usable_groups(("ranks", "categories"), catalogue=False) == ("ranks",)
+    assert usable_groups(("ranks", "categories"), catalogue=True) == ("ranks", "categories")
 
 
 def synthetic(spark: SparkSession, seed: int, n_users: int = 60):

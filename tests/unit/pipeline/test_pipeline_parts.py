@@ -452,6 +452,30 @@ def test_the_nights_ranker_scores_validation_users_out_of_fold(
     assert night_ranker.sources == ("strong", "weak") and night_ranker.depth == 6
 
 
+def test_the_nights_ranker_learns_category_match_only_with_a_catalogue(
+    spark: SparkSession,
+) -> None:
+    from tests.unit.models.test_ranker import synthetic
+
+    lists, train, labels = synthetic(spark, 6, n_users=30)
+    validation = labels.filter(F.col(C.USER_ID).isin([f"u{u:02d}" for u in range(0, 30, 2)]))
+    items = {r[0] for r in train.select(C.ITEM_ID).union(labels.select(C.ITEM_ID)).collect()}
+    categories = spark.createDataFrame(
+        [(i, [f"g{int(i[1:]) % 3}"]) for i in sorted(items)],
+        f"{C.ITEM_ID} string, categories array<string>",
+    )
+    cfg = RankerConfig(num_rounds=5, min_data_in_leaf=3, features=("ranks", "categories"))
+    kw = {"depth": 6, "n": 3, "seed": 42}
+    _, plain = ranking.holdout_ranker_lists(lists, train, validation, cfg, **kw)
+    _, with_cat = ranking.holdout_ranker_lists(
+        lists, train, validation, cfg, categories=categories, **kw
+    )
+    assert "category_share" not in plain.model.features and plain.categories is None
+    assert with_cat.model.features[-1] == "category_share" and with_cat.categories is categories
+    final = ranking.final_ranker_lists(lists, train, with_cat, n=3).toPandas()
+    assert (final.groupby(C.USER_ID).size() == 3).all()
+
+
 def test_a_ranker_with_nothing_to_learn_is_skipped_not_fatal(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
