@@ -194,8 +194,9 @@ def ranker_lists(
 
 def catalogue_categories(spark, cfg: AppConfig, storage: StorageConfig) -> DataFrame | None:
     """The configured catalogue's `item_id`, `categories`, MERGEd into the bench lake
-    first (nothing changes when it holds this file already); None without one."""
-    if not cfg.catalog.items.source:
+    first (nothing changes when it holds this file already); None without one or when
+    the ranker does not learn from categories."""
+    if not cfg.catalog.items.source or "categories" not in cfg.ranker.features:
         return None
     ingest_catalog(spark, cfg.catalog, storage, kinds=(ITEMS_KIND,))
     items = delta.read_table(spark, storage.table(tables.ITEMS))
