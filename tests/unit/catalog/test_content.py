@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
+from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
@@ -185,18 +186,19 @@ def test_blend_keeps_the_larger_score_per_pair_ties_to_behaviour_and_leaves_othe
     indices = spark.createDataFrame(
         [("a", 0), ("b", 1), ("c", 2), ("x", 7), ("y", 8), ("z", 9)], "item_id string, item_idx int"
     )
-    rows = blend_content(sims, content, indices).collect()
-    got = sorted(
-        (r[C.ITEM_ID], r[C.RANK], r[C.NEIGHBOUR_ID], r[C.SCORE], r[C.SOURCE]) for r in rows
+    expected = spark.createDataFrame(
+        [(0, "a", 1, "b", "jaccard", 1, 0.5, 3, "behaviour"),  # a content tie: behaviour kept
+         (0, "a", 2, "c", "jaccard", 2, 0.5, 0, "content"),  # beats 0.25; b wins the tie by id
+         (1, "b", 0, "a", "jaccard", 1, 0.5, 3, "behaviour"),
+         (2, "c", 0, "a", "jaccard", 1, 0.5, 0, "content"),
+         (9, "z", 7, "x", "jaccard", 1, 0.5, 2, "behaviour"),  # no content rows: as they were
+         (9, "z", 8, "y", "jaccard", 2, 0.5, 2, "behaviour")],
+        "item_idx int, item_id string, neighbour_idx int, neighbour_id string, measure string, "
+        "rank int, score double, cooccurrence long, source string",
+    )  # fmt: skip
+    assert_df_equality(
+        blend_content(sims, content, indices), expected, ignore_row_order=True, ignore_nullable=True
     )
-    assert got == [
-        ("a", 1, "b", 0.5, "behaviour"),  # content ties behaviour: behaviour kept
-        ("a", 2, "c", 0.5, "content"),  # content 0.5 beats behaviour 0.25; b wins the tie by id
-        ("b", 1, "a", 0.5, "behaviour"),
-        ("c", 1, "a", 0.5, "content"),
-        ("z", 1, "x", 0.5, "behaviour"),  # no content rows: passed through as they were
-        ("z", 2, "y", 0.5, "behaviour"),
-    ]
 
 
 def test_a_new_item_reaches_item_based_lists_and_similar_items_from_its_first_day(spark, tmp_path):
