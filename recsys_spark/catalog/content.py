@@ -83,9 +83,10 @@ def with_content(
     # One pass over the interactions: each item's users, and the indices it already has.
     users = item_users(interactions).cache()
     cold = cold_items(content.items, users, content.min_interactions)
+    # Held: the blend reads the neighbours twice (the items they touch, and the rows).
     neighbours = content_neighbours(
         content.items, cold, users, top_k=top_k, per_token=content.per_token
-    )
+    ).localCheckpoint(eager=True)
     indices = item_indices(users, content.items)
     return blend_content(sims, neighbours, indices, weight=content.weight)
 
