@@ -212,7 +212,11 @@ class Night:
             self.content = load_content(
                 self.spark, self.cfg.catalog, self.cfg.storage, version=items_version
             )
-            self.categories = load_categories(self.spark, self.cfg.storage, version=items_version)
+            rk = self.cfg.ranker
+            if rk.enabled and "categories" in rk.features:
+                self.categories = load_categories(
+                    self.spark, self.cfg.storage, version=items_version
+                )
 
     def _pinned_input(self, source: str, newest: int) -> tuple[DataFrame, int, bool]:
         """`interactions` at the version this date's first attempt read (a rerun), or at
