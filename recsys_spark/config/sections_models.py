@@ -143,7 +143,7 @@ class EaseConfig:
 
 
 RANKER_OBJECTIVES = ("rank_xendcg", "lambdarank")
-# the feature groups of models/ranker.py
+# the feature groups of models/ranker.py (its FEATURE_GROUPS); `categories` last
 RANKER_FEATURE_GROUPS = ("ranks", "scores", "sources", "items", "users", "categories")
 
 

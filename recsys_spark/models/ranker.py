@@ -47,12 +47,13 @@ from pyspark.sql import functions as F
 from recsys_spark import columns as C
 from recsys_spark.catalog import schemas as S
 from recsys_spark.config import RankerConfig
+from recsys_spark.config.sections_models import RANKER_FEATURE_GROUPS
 from recsys_spark.logs import get_logger
 
 log = get_logger(__name__)
 
 LABEL = "label"
-FEATURE_GROUPS = ("ranks", "scores", "sources", "items", "users", "categories")
+FEATURE_GROUPS = RANKER_FEATURE_GROUPS  # ranks, scores, sources, items, users, categories
 # the groups computed from the candidates and training pairs alone (no catalogue)
 BEHAVIOUR_GROUPS = FEATURE_GROUPS[:-1]
 CATEGORY_SHARE = "category_share"
@@ -142,10 +143,11 @@ def candidate_features(
         F.count(F.lit(1)).cast("double").alias("user_items"),
         F.min(age).alias("user_recency_days"),
     )
+    # Both are at most catalogue- or user-sized: joined without a shuffle of candidates
+    # for the items, by user for the users.
+    wide = wide.join(F.broadcast(items), C.ITEM_ID, "left")
     if categories is None:
-        # Both are at most catalogue- or user-sized: joined without a shuffle of
-        # candidates for the items, by user for the users.
-        return wide.join(F.broadcast(items), C.ITEM_ID, "left").join(users, C.USER_ID, "left")
+        return wide.join(users, C.USER_ID, "left")
     cats = categories.select(C.ITEM_ID, F.col(S.CATEGORIES).alias("_cats"))
     # Per user: how many of their training items fall in each category, as a map.
     counts = (
@@ -158,8 +160,7 @@ def candidate_features(
     )
     in_history = F.transform("_cats", lambda c: F.coalesce(F.col("_cat_n")[c], F.lit(0.0)))
     return (
-        wide.join(F.broadcast(items), C.ITEM_ID, "left")
-        .join(F.broadcast(cats), C.ITEM_ID, "left")
+        wide.join(F.broadcast(cats), C.ITEM_ID, "left")
         .join(users.join(counts, C.USER_ID, "left"), C.USER_ID, "left")
         .withColumn(CATEGORY_SHARE, F.array_max(in_history) / F.col("user_items"))
         .drop("_cats", "_cat_n")
