@@ -16,6 +16,7 @@ from recsys_spark.config.sections_catalog import (
 )
 from recsys_spark.config.sections_data import ColumnMapping, IngestConfig, SampleConfig
 from recsys_spark.config.sections_models import (
+    ALS_SOLVERS,
     SIMILARITY_MEASURES,
     SIMILARITY_NEIGHBOURHOODS,
     AlsConfig,
@@ -40,6 +41,7 @@ __all__ = [
     "CONF_DIR",
     "EVALUATION_SPLITS",
     "NIGHTLY_GATE_METRICS",
+    "ALS_SOLVERS",
     "SIMILARITY_MEASURES",
     "SIMILARITY_NEIGHBOURHOODS",
     "AlsConfig",

@@ -35,6 +35,9 @@ class AlsTuningConfig:
             raise ConfigError("als.tuning.reg_params and als.tuning.alphas must be >= 0")
 
 
+ALS_SOLVERS = ("mllib", "cg")  # recsys_spark.models.als.fit_als
+
+
 @dataclass(frozen=True)
 class AlsConfig:
     """Implicit ALS on the user-item affinity (see recsys_spark.models.als)."""
@@ -51,6 +54,9 @@ class AlsConfig:
     half_life_days: float | None = None
     window_days: float | None = None
     checkpoint_interval: int = 10
+    solver: str = "mllib"
+    cg_steps: int = 3
+    broadcast_budget_mb: int = 1024
     tuning: AlsTuningConfig = field(default_factory=AlsTuningConfig)
 
     def __post_init__(self) -> None:
@@ -66,6 +72,10 @@ class AlsConfig:
             raise ConfigError("als.checkpoint_interval must be >= 1, or -1 for no checkpoints")
         positive_or_none("als.half_life_days", self.half_life_days)
         positive_or_none("als.window_days", self.window_days)
+        if self.solver not in ALS_SOLVERS:
+            raise ConfigError(f"als.solver must be one of {ALS_SOLVERS}; got {self.solver!r}")
+        if self.cg_steps <= 0 or self.broadcast_budget_mb <= 0:
+            raise ConfigError("als.cg_steps and als.broadcast_budget_mb must be positive")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,13 @@ from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
 from recsys_spark.config import AlsConfig
+from recsys_spark.logs import get_logger
+from recsys_spark.models.als_cg import CgAlsModel, fit_cg
+
+log = get_logger(__name__)
+
+# A fitted model: both have `userFactors` and `itemFactors` (`id`, `features`).
+FactorModel = ALSModel | CgAlsModel
 
 # The AlsConfig fields that shape a fit (logged as the fit's parameters).
 FIT_PARAMS = (
@@ -24,6 +31,8 @@ FIT_PARAMS = (
     "num_user_blocks",
     "num_item_blocks",
     "checkpoint_interval",
+    "solver",
+    "cg_steps",
 )
 
 
@@ -83,23 +92,49 @@ def build_als(params: AlsConfig) -> ALS:
     )
 
 
-def fit_als(ratings: DataFrame, params: AlsConfig) -> ALSModel:
-    """Fit implicit ALS on the output of `als_ratings`.
+def fit_als(ratings: DataFrame, params: AlsConfig) -> FactorModel:
+    """Fit implicit ALS on the output of `als_ratings` with `params.solver`.
 
-    Long lineages are cut every `checkpoint_interval` iterations when the SparkContext has
-    a checkpoint directory (the train job sets one under the storage root).
+    `cg` (recsys_spark.models.als_cg) falls back to MLlib, with a log line, when the two
+    factor matrices would not fit `params.broadcast_budget_mb`. MLlib cuts long lineages
+    every `checkpoint_interval` iterations when the SparkContext has a checkpoint
+    directory (the train job sets one under the storage root).
     """
+    if params.solver == "cg":
+        model = fit_cg(
+            ratings,
+            rank=params.rank,
+            reg_param=params.reg_param,
+            alpha=params.alpha,
+            max_iter=params.max_iter,
+            seed=params.seed,
+            steps=params.cg_steps,
+            user_blocks=params.num_user_blocks,
+            item_blocks=params.num_item_blocks,
+            budget_mb=params.broadcast_budget_mb,
+        )
+        if model is not None:
+            return model
+        log.info("ALS: fitting with MLlib instead of the conjugate-gradient solver")
     return build_als(params).fit(ratings)
 
 
-def user_factors(model: ALSModel) -> DataFrame:
+def save_model(model: FactorModel, path: str) -> None:
+    """Write a fitted model under `path` (MLlib's model folder, or the CG model's factors)."""
+    if isinstance(model, CgAlsModel):
+        model.save(path)
+    else:
+        model.write().overwrite().save(path)
+
+
+def user_factors(model: FactorModel) -> DataFrame:
     """`user_idx` (int), `features` (array<float>) of a fitted model."""
     return model.userFactors.select(
         F.col("id").cast("int").alias(C.USER_IDX), F.col("features").alias(C.FEATURES)
     )
 
 
-def item_factors(model: ALSModel) -> DataFrame:
+def item_factors(model: FactorModel) -> DataFrame:
     """`item_idx` (int), `features` (array<float>) of a fitted model."""
     return model.itemFactors.select(
         F.col("id").cast("int").alias(C.ITEM_IDX), F.col("features").alias(C.FEATURES)

@@ -30,6 +30,7 @@ from recsys_spark.models.als import (
     fit_als,
     fit_params,
     item_factors,
+    save_model,
     user_factors,
     with_ids,
 )
@@ -169,7 +170,7 @@ def _fit_and_write_factors(
         )
     if mlflow:
         with tempfile.TemporaryDirectory() as tmp:
-            model.write().overwrite().save(f"{tmp}/als_model")
+            save_model(model, f"{tmp}/als_model")
             mlflow.log_artifacts(f"{tmp}/als_model", "als_model")
     ratings.unpersist()
     return params, trials

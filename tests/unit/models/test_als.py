@@ -38,7 +38,8 @@ def test_als_ratings_raw_and_log_scaled(spark: SparkSession) -> None:
         als_ratings(affinity, log_scaling=True, eps=0.0)
 
 
-def test_als_learns_two_groups_and_scores_match_factors(spark: SparkSession) -> None:
+@pytest.mark.parametrize("solver", ["mllib", "cg"])
+def test_als_learns_two_groups_and_scores_match_factors(spark: SparkSession, solver: str) -> None:
     # Users 0-9 like items 0-4, users 10-19 like items 5-9; each user misses one item
     # of their group, which must be their top recommendation.
     def missing(u: int) -> int:
@@ -48,7 +49,7 @@ def test_als_learns_two_groups_and_scores_match_factors(spark: SparkSession) -> 
             if i != missing(u)]  # fmt: skip
     ratings = spark.createDataFrame(rows, RATINGS_DDL)
     params = AlsConfig(rank=2, reg_param=0.1, alpha=10.0, max_iter=10, seed=1,
-                       num_user_blocks=2, num_item_blocks=2)  # fmt: skip
+                       num_user_blocks=2, num_item_blocks=2, solver=solver)  # fmt: skip
     model = fit_als(ratings, params)
     uf, itf = user_factors(model), item_factors(model)
     assert uf.count() == 20 and itf.count() == 10
