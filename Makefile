@@ -132,7 +132,8 @@ bench-ingest: setup ## ingest vs a plain CSV -> Delta write: 5M generated events
 bench-ingest-floors: setup ## each piece of the ingest alone (read, validate, cache, write) vs the plain write, warm JVM
 	$(PY) benchmarks/ingest_floors.py $(BENCH_ARGS)
 
-bench-als: setup ## ALS fit (Java vs native BLAS) and top-10 for all users vs Spark, 2M events
+bench-als: setup ## ALS fits (MLlib, conjugate gradient) and top-10 to Delta against the implicit library, 2M events
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/bench_als.py $(BENCH_ARGS)
 
 bench-quality: setup ## most-popular, item-based jaccard/cosine, ALS and EASE on MovieLens-100K (BASELINES.md protocol) beside the published rows

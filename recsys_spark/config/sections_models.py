@@ -54,7 +54,7 @@ class AlsConfig:
     half_life_days: float | None = None
     window_days: float | None = None
     checkpoint_interval: int = 10
-    solver: str = "mllib"
+    solver: str = "cg"
     cg_steps: int = 3
     broadcast_budget_mb: int = 1024
     tuning: AlsTuningConfig = field(default_factory=AlsTuningConfig)

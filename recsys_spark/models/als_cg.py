@@ -14,13 +14,13 @@ solved in blocks, all rows of a block at once with vectorised numpy and scipy (a
 a sparse product and a small dense product per step), so a step costs about
 `nnz * k + rows * k^2` multiply-adds.
 
-Distribution: the ratings are grouped once into `blocks` row blocks per side (one Arrow
-row per block, cached); each half-iteration broadcasts both factor matrices (the fixed
-side, and the solved side's previous values for the warm start) and solves the blocks in
-parallel tasks (`mapInPandas`). The driver assembles each half's factors to broadcast
-them to the next: the solver therefore needs both factor matrices to fit
-`broadcast_budget_mb`; `fits_budget` says whether they do, and the caller falls back to
-MLlib when not.
+Distribution: the ratings are grouped once into CSR row blocks per side (a cached RDD,
+block b in partition b); each half-iteration solves the blocks in parallel tasks with
+the fixed side's factors broadcast, warm-starting from the solved side's broadcast of
+the half before. The driver assembles each half's factors and broadcasts them once (the
+fixed side of the next half, the warm start of the one after): the solver therefore
+needs both factor matrices to fit `broadcast_budget_mb`; `fits_budget` says whether they
+do, and the caller falls back to MLlib when not.
 """
 
 from __future__ import annotations
@@ -291,25 +291,31 @@ def fit_cg(
     items = initial_factors(sizes["item"], rank, seed + 1)
     solve_args = {"reg_param": reg_param, "alpha": alpha, "steps": steps}
 
-    def half(rdd: Any, solved: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-        shared = sc.broadcast((solved, fixed, (fixed.T @ fixed).astype(np.float32)))
+    def shared(factors: np.ndarray) -> Any:
+        """A side's factors and their Gram matrix, broadcast once: fixed in one
+        half-iteration, the warm start of the next."""
+        return sc.broadcast((factors, (factors.T @ factors).astype(np.float32)))
 
+    def half(rdd: Any, solved: Any, fixed: Any) -> tuple[np.ndarray, Any]:
         def solve(block: tuple[int, tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray]:
-            solved_, fixed_, gram_ = shared.value
+            start, _ = solved.value
+            fixed_, gram = fixed.value
             rows, indptr, cols, values = block[1]
-            new = solve_block(rows, indptr, cols, values, solved_, fixed_, gram_, **solve_args)
-            return rows, new
+            return rows, solve_block(rows, indptr, cols, values, start, fixed_, gram, **solve_args)
 
-        out = solved.copy()
+        out = solved.value[0].copy()
         for rows, new in rdd.map(solve).collect():
             out[rows] = new
-        shared.unpersist()
-        return out
+        solved.destroy()
+        return out, shared(out)
 
+    users_bc, items_bc = shared(users), shared(items)
     for iteration in range(max_iter):
-        users = half(blocks["user"], users, items)
-        items = half(blocks["item"], items, users)
+        users, users_bc = half(blocks["user"], users_bc, items_bc)
+        items, items_bc = half(blocks["item"], items_bc, users_bc)
         log.debug("CG ALS iteration %d/%d done", iteration + 1, max_iter)
+    users_bc.destroy()
+    items_bc.destroy()
     for rdd in blocks.values():
         rdd.unpersist()
     return CgAlsModel(

@@ -117,7 +117,9 @@ def test_spark_blocks_give_the_factors_of_one_local_run_and_refits_are_identical
     assert all(np.array_equal(v, got_users[k]) for k, v in _features(again.userFactors).items())
 
 
-def test_factors_over_the_budget_fall_back_to_mllib(spark: SparkSession) -> None:
+def test_factors_over_the_budget_fall_back_to_mllib(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # 20 users + 20 items at rank 4,096 need 640 KB; at rank 8,192 1.25 MB > 1 MB.
     assert fits_budget(20, 20, 4096, 1) and not fits_budget(20, 20, 8192, 1)
     rows = [(u, (u + k) % 20, 1.0) for u in range(20) for k in range(3)]
@@ -125,10 +127,14 @@ def test_factors_over_the_budget_fall_back_to_mllib(spark: SparkSession) -> None
     args = {"reg_param": 0.1, "alpha": 1.0, "max_iter": 1, "seed": 1}
     assert fit_cg(frame, rank=8192, budget_mb=1, **args) is None
     params = AlsConfig(rank=2, max_iter=2, solver="cg", broadcast_budget_mb=1)
-    assert not isinstance(fit_als(frame, params), ALSModel)  # fits the budget: CG
-    model = fit_cg(frame, rank=2, budget_mb=1, **args)
-    assert model is not None and user_factors(model).count() == 20  # type: ignore[arg-type]
-    assert item_factors(model).count() == 20  # type: ignore[arg-type]
+    model = fit_als(frame, params)
+    assert not isinstance(model, ALSModel)  # within the budget: the CG model
+    assert user_factors(model).count() == 20 and item_factors(model).count() == 20
+    # Over the budget (whatever the sizes): fit_als falls back to MLlib.
+    monkeypatch.setattr(als_cg, "fits_budget", lambda *_: False)
+    fallback = fit_als(frame, params)
+    assert isinstance(fallback, ALSModel)
+    assert user_factors(fallback).count() == 20
 
 
 def test_solver_settings_are_checked() -> None:
