@@ -6,7 +6,9 @@
 On a generated log (default 2M events, 50K users, 20K items; generated and ingested
 under --work once, then reused), rank 64, reg 0.1, alpha 1, 10 iterations:
 
-1. each solver of `als.solver` (mllib, cg) in its own fresh Spark process: test NDCG@10
+1. each solver of `als.solver` (mllib, cg) in its own fresh Spark process (local[2] with
+   Spark's default parallelism, as the nightly's session; default `als` settings but
+   10 iterations, so CG solves one row block per core): test NDCG@10
    on a per-user random 75/25 split of the pairs (seed 42; that fit also warms the JVM),
    then two fits on every pair (the first and the best time) and two runs of the top-10
    for every user, seen items excluded, written to a Delta table;
@@ -43,8 +45,10 @@ JAVA_BLAS_OPTION = "-Ddev.ludovic.netlib.blas.nativeLib=libno-native-blas.so"
 TIE_TOLERANCE = 1e-4
 
 
-def spark_config(blas: str) -> SparkConfig:
-    conf = {"spark.default.parallelism": "4"}
+def spark_config(blas: str, *, parallelism: int | None = 4) -> SparkConfig:
+    """The benchmark's session; `parallelism=None` leaves Spark's default (the cores), as
+    the nightly's sessions do."""
+    conf = {} if parallelism is None else {"spark.default.parallelism": str(parallelism)}
     if blas == "java":
         # netlib then fails to load a native library and falls back to its Java BLAS.
         conf["spark.driver.extraJavaOptions"] = JAVA_BLAS_OPTION
@@ -153,7 +157,7 @@ def solver_child(args: argparse.Namespace) -> int:
     from recsys_spark.models.topn import recommend_for_all_users
     from recsys_spark.session import get_spark
 
-    spark = get_spark(spark_config("default"))
+    spark = get_spark(spark_config("default", parallelism=None))  # as the nightly's session
     spark.sparkContext.setCheckpointDir(f"file://{Path(args.work).resolve()}/checkpoints")
     interactions = delta.read_table(spark, f"file://{args.lake}/{tables.INTERACTIONS}")
     affinity = user_item_affinity(interactions).cache()

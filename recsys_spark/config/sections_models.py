@@ -56,6 +56,7 @@ class AlsConfig:
     checkpoint_interval: int = 10
     solver: str = "cg"
     cg_steps: int = 3
+    cg_blocks: int = 0
     broadcast_budget_mb: int = 1024
     tuning: AlsTuningConfig = field(default_factory=AlsTuningConfig)
 
@@ -76,6 +77,8 @@ class AlsConfig:
             raise ConfigError(f"als.solver must be one of {ALS_SOLVERS}; got {self.solver!r}")
         if self.cg_steps <= 0 or self.broadcast_budget_mb <= 0:
             raise ConfigError("als.cg_steps and als.broadcast_budget_mb must be positive")
+        if self.cg_blocks < 0:
+            raise ConfigError("als.cg_blocks must be >= 0 (0 = Spark's default parallelism)")
 
 
 @dataclass(frozen=True)

@@ -95,12 +95,15 @@ def build_als(params: AlsConfig) -> ALS:
 def fit_als(ratings: DataFrame, params: AlsConfig) -> FactorModel:
     """Fit implicit ALS on the output of `als_ratings` with `params.solver`.
 
-    `cg` (recsys_spark.models.als_cg) falls back to MLlib, with a log line, when the two
-    factor matrices would not fit `params.broadcast_budget_mb`. MLlib cuts long lineages
-    every `checkpoint_interval` iterations when the SparkContext has a checkpoint
-    directory (the train job sets one under the storage root).
+    `cg` (recsys_spark.models.als_cg) solves `params.cg_blocks` row blocks per side in
+    parallel (0: Spark's default parallelism) and falls back to MLlib, with a log line,
+    when the two factor matrices would not fit `params.broadcast_budget_mb`. MLlib cuts
+    long lineages every `checkpoint_interval` iterations when the SparkContext has a
+    checkpoint directory (the train job sets one under the storage root).
     """
     if params.solver == "cg":
+        # One block per core by default: fewer, larger tasks (each job costs ~0.1 s).
+        blocks = params.cg_blocks or ratings.sparkSession.sparkContext.defaultParallelism
         model = fit_cg(
             ratings,
             rank=params.rank,
@@ -109,8 +112,8 @@ def fit_als(ratings: DataFrame, params: AlsConfig) -> FactorModel:
             max_iter=params.max_iter,
             seed=params.seed,
             steps=params.cg_steps,
-            user_blocks=params.num_user_blocks,
-            item_blocks=params.num_item_blocks,
+            user_blocks=blocks,
+            item_blocks=blocks,
             budget_mb=params.broadcast_budget_mb,
         )
         if model is not None:

@@ -25,6 +25,7 @@ do, and the caller falls back to MLlib when not.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,6 +260,7 @@ def fit_cg(
     ids, when both factor matrices would not fit `budget_mb` (the caller then fits with
     MLlib).
     """
+    started = time.perf_counter()
     spark = ratings.sparkSession
     sc = spark.sparkContext
     layout = {
@@ -287,6 +289,7 @@ def fit_cg(
         for rdd in blocks.values():
             rdd.unpersist()
         return None
+    built = time.perf_counter()
     users = initial_factors(sizes["user"], rank, seed)
     items = initial_factors(sizes["item"], rank, seed + 1)
     solve_args = {"reg_param": reg_param, "alpha": alpha, "steps": steps}
@@ -316,6 +319,15 @@ def fit_cg(
         log.debug("CG ALS iteration %d/%d done", iteration + 1, max_iter)
     users_bc.destroy()
     items_bc.destroy()
+    log.info(
+        "CG ALS: %d users, %d items, rank %d: blocks %.1f s, %d iterations %.1f s",
+        ids["user"].size,
+        ids["item"].size,
+        rank,
+        built - started,
+        max_iter,
+        time.perf_counter() - built,
+    )
     for rdd in blocks.values():
         rdd.unpersist()
     return CgAlsModel(

@@ -142,3 +142,5 @@ def test_solver_settings_are_checked() -> None:
         AlsConfig(solver="sgd")
     with pytest.raises(ConfigError, match="cg_steps"):
         AlsConfig(cg_steps=0)
+    with pytest.raises(ConfigError, match="cg_blocks"):
+        AlsConfig(cg_blocks=-1)
