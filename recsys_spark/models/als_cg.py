@@ -201,7 +201,6 @@ class CgAlsModel:
 
     userFactors: DataFrame
     itemFactors: DataFrame
-    rank: int
 
     def save(self, path: str) -> None:
         """Both factor frames as Parquet under `path` (`userFactors/`, `itemFactors/`)."""
@@ -333,7 +332,6 @@ def fit_cg(
     return CgAlsModel(
         factor_frame(spark, ids["user"], users[ids["user"]]),
         factor_frame(spark, ids["item"], items[ids["item"]]),
-        rank,
     )
 
 
