@@ -104,18 +104,7 @@ def fit_als(ratings: DataFrame, params: AlsConfig) -> FactorModel:
     if params.solver == "cg":
         # One block per core by default: fewer, larger tasks (each job costs ~0.1 s).
         blocks = params.cg_blocks or ratings.sparkSession.sparkContext.defaultParallelism
-        model = fit_cg(
-            ratings,
-            rank=params.rank,
-            reg_param=params.reg_param,
-            alpha=params.alpha,
-            max_iter=params.max_iter,
-            seed=params.seed,
-            steps=params.cg_steps,
-            user_blocks=blocks,
-            item_blocks=blocks,
-            budget_mb=params.broadcast_budget_mb,
-        )
+        model = fit_cg(ratings, params, blocks=blocks)
         if model is not None:
             return model
         log.info("ALS: fitting with MLlib instead of the conjugate-gradient solver")

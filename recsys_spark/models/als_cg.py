@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys_spark import columns as C
+from recsys_spark.config import AlsConfig
 from recsys_spark.logs import get_logger
 
 log = get_logger(__name__)
@@ -238,42 +239,28 @@ def initial_factors(size: int, rank: int, seed: int) -> np.ndarray:
     return rng.random((size, rank), dtype=np.float32) * np.float32(0.01)
 
 
-def fit_cg(
-    ratings: DataFrame,
-    *,
-    rank: int,
-    reg_param: float,
-    alpha: float,
-    max_iter: int,
-    seed: int,
-    steps: int = 3,
-    user_blocks: int = 4,
-    item_blocks: int = 4,
-    budget_mb: int = 1024,
-) -> CgAlsModel | None:
+def fit_cg(ratings: DataFrame, params: AlsConfig, *, blocks: int) -> CgAlsModel | None:
     """Fit implicit ALS by conjugate gradient on `ratings` (`user_idx`, `item_idx`,
     `rating` > 0; one row per pair, as `als_ratings` gives).
 
-    Each of the `max_iter` iterations solves the users, then the items, in
-    `user_blocks` and `item_blocks` tasks. Returns None, having read only the ratings'
-    ids, when both factor matrices would not fit `budget_mb` (the caller then fits with
-    MLlib).
+    Uses `params.rank`, `reg_param`, `alpha`, `max_iter`, `seed`, `cg_steps` and
+    `broadcast_budget_mb`. Each iteration solves the users, then the items, in `blocks`
+    tasks per side. Returns None, having read only the ratings' ids, when both factor
+    matrices would not fit the budget (the caller then fits with MLlib).
     """
+    rank, seed, budget_mb = params.rank, params.seed, params.broadcast_budget_mb
     started = time.perf_counter()
     spark = ratings.sparkSession
     sc = spark.sparkContext
-    layout = {
-        "user": (C.USER_IDX, C.ITEM_IDX, user_blocks),
-        "item": (C.ITEM_IDX, C.USER_IDX, item_blocks),
-    }
+    layout = {"user": (C.USER_IDX, C.ITEM_IDX), "item": (C.ITEM_IDX, C.USER_IDX)}
     # An RDD of numpy blocks, not a DataFrame: a half-iteration is then one light Python
     # job (about 0.1 s of overhead against 0.4 s for a mapInPandas over the same blocks).
     blocks = {
-        side: rating_blocks(ratings, by=by, other=other, blocks=n)
+        side: rating_blocks(ratings, by=by, other=other, blocks=blocks)
         .rdd.map(_decode)
-        .partitionBy(n, lambda block: block)  # block b in partition b: one task each
+        .partitionBy(blocks, lambda block: block)  # block b in partition b: one task each
         .cache()
-        for side, (by, other, n) in layout.items()
+        for side, (by, other) in layout.items()
     }
     ids = {}
     for side, rdd in blocks.items():
@@ -291,7 +278,7 @@ def fit_cg(
     built = time.perf_counter()
     users = initial_factors(sizes["user"], rank, seed)
     items = initial_factors(sizes["item"], rank, seed + 1)
-    solve_args = {"reg_param": reg_param, "alpha": alpha, "steps": steps}
+    solve_args = {"reg_param": params.reg_param, "alpha": params.alpha, "steps": params.cg_steps}
 
     def shared(factors: np.ndarray) -> Any:
         """A side's factors and their Gram matrix, broadcast once: fixed in one
@@ -312,10 +299,10 @@ def fit_cg(
         return out, shared(out)
 
     users_bc, items_bc = shared(users), shared(items)
-    for iteration in range(max_iter):
+    for iteration in range(params.max_iter):
         users, users_bc = half(blocks["user"], users_bc, items_bc)
         items, items_bc = half(blocks["item"], items_bc, users_bc)
-        log.debug("CG ALS iteration %d/%d done", iteration + 1, max_iter)
+        log.debug("CG ALS iteration %d/%d done", iteration + 1, params.max_iter)
     users_bc.destroy()
     items_bc.destroy()
     log.info(
@@ -324,7 +311,7 @@ def fit_cg(
         ids["item"].size,
         rank,
         built - started,
-        max_iter,
+        params.max_iter,
         time.perf_counter() - built,
     )
     for rdd in blocks.values():

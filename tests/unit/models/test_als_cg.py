@@ -98,9 +98,9 @@ def test_spark_blocks_give_the_factors_of_one_local_run_and_refits_are_identical
         for u, i, r in zip(coo.row[keep], coo.col[keep], coo.data[keep], strict=True)
     ]
     frame = spark.createDataFrame(rows, RATINGS_DDL)
-    args = {"rank": 3, "reg_param": 0.1, "alpha": 2.0, "max_iter": 4, "seed": 11}
-    model = fit_cg(frame, user_blocks=3, item_blocks=2, **args)
-    again = fit_cg(frame, user_blocks=3, item_blocks=2, **args)
+    params = AlsConfig(rank=3, reg_param=0.1, alpha=2.0, max_iter=4, seed=11)
+    model = fit_cg(frame, params, blocks=3)
+    again = fit_cg(frame, params, blocks=3)
     assert model is not None and again is not None
     local = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=m.shape)
     local.sort_indices()
@@ -124,8 +124,8 @@ def test_factors_over_the_budget_fall_back_to_mllib(
     assert fits_budget(20, 20, 4096, 1) and not fits_budget(20, 20, 8192, 1)
     rows = [(u, (u + k) % 20, 1.0) for u in range(20) for k in range(3)]
     frame = spark.createDataFrame(rows, RATINGS_DDL)
-    args = {"reg_param": 0.1, "alpha": 1.0, "max_iter": 1, "seed": 1}
-    assert fit_cg(frame, rank=8192, budget_mb=1, **args) is None
+    over = AlsConfig(rank=8192, max_iter=1, broadcast_budget_mb=1)
+    assert fit_cg(frame, over, blocks=2) is None
     params = AlsConfig(rank=2, max_iter=2, solver="cg", broadcast_budget_mb=1)
     model = fit_als(frame, params)
     assert not isinstance(model, ALSModel)  # within the budget: the CG model
