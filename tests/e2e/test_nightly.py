@@ -165,7 +165,10 @@ def test_gate_refusal_keeps_the_previous_lists_live(spark: SparkSession, first_n
     argv = ["--run-date", "2026-03-01"]
     # Maintenance due a day after the first night: a refused night maintains all the same.
     for item in [*overrides(Path(cfg.storage.root).parent, Path(cfg.ingest.source)),
-                 "nightly.gate_tolerance=-1.0", "maintenance.every_days=1"]:  # fmt: skip
+                 "nightly.gate_tolerance=-1.0", "maintenance.every_days=1",
+                 # refused whatever the models: EASE and the ranker (a quarter of a
+                 # tiny night) are left out
+                 "ease.enabled=false", "ranker.enabled=false"]:  # fmt: skip
         argv += ["--set", item]
     assert nightly.main(argv) == 3
     # nothing published: the only commits since are maintenance's (VACUUM START / END)

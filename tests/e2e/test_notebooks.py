@@ -32,6 +32,8 @@ TINY = [
     "nightly.candidate_depth=15",
     "nightly.hybrid_weights=[0.0,0.5,1.0]",
     "maintenance.every_days=0",
+    "ease.enabled=false",  # the notebooks show no EASE or ranker step; tests/e2e/test_nightly.py
+    "ranker.enabled=false",  # runs both in a night
 ]
 
 
