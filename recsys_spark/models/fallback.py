@@ -17,6 +17,7 @@ from recsys_spark.models.popularity import POP_RANK, popular_fill, popularity_ra
 
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
+USERS = "users"  # users_by_source's key of the distinct users in total
 
 
 def recommend_with_fallback(
@@ -160,7 +161,10 @@ def users_by_source(recs: DataFrame) -> dict[str, int]:
 
     Returns a dict over the sources present, plus `users` (distinct users in total).
     """
-    per_source = recs.groupBy(C.SOURCE).agg(F.countDistinct(C.USER_ID).alias("_users"))
-    out = {row[C.SOURCE]: int(row["_users"]) for row in per_source.collect()}
-    out["users"] = int(recs.agg(F.countDistinct(C.USER_ID)).first()[0])
+    # One action: each user counts once under each of its sources and once under `users`.
+    keys = F.array_union(F.collect_set(C.SOURCE), F.array(F.lit(USERS)))
+    per_user = recs.groupBy(C.USER_ID).agg(keys.alias("_keys"))
+    counted = per_user.select(F.explode("_keys").alias("_key")).groupBy("_key").count()
+    out = {row["_key"]: int(row["count"]) for row in counted.collect()}
+    out.setdefault(USERS, 0)
     return out

@@ -108,6 +108,7 @@ def test_recommend_with_fallback_cold_short_and_full_lists(spark: SparkSession) 
     # Union of two sources: row order is not part of the contract.
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
     assert users_by_source(got) == {"model": 2, "popularity": 2, "users": 3}
+    assert users_by_source(got.limit(0)) == {"users": 0}
     with pytest.raises(ValueError, match="n must be positive"):
         recommend_with_fallback(model, users, seen, popular, n=0)
 
