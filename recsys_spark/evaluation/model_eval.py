@@ -348,13 +348,16 @@ def cold_item_metrics(lists: DataFrame, test: DataFrame, cold: DataFrame, *, k: 
     users = top.select(C.USER_ID).distinct()
     pairs = test.select(C.USER_ID, C.ITEM_ID).join(cold, C.ITEM_ID, "left_semi")
     pairs = pairs.join(users, C.USER_ID, "left_semi")
-    row = (
-        top.join(cold.select(C.ITEM_ID, F.lit(1).alias("_cold")), C.ITEM_ID, "left")
-        .agg(F.count(F.lit(1)).alias("slots"), F.count("_cold").alias("cold_slots"))
-        .first()
+    slots = top.join(cold.select(C.ITEM_ID, F.lit(1).alias("_cold")), C.ITEM_ID, "left").agg(
+        F.count(F.lit(1)).alias("slots"), F.count("_cold").alias("cold_slots")
     )
-    n_pairs = pairs.count()
-    hits = pairs.join(top, [C.USER_ID, C.ITEM_ID], "left_semi").count()
+    listed = top.distinct().withColumn("_hit", F.lit(1))
+    found = pairs.join(listed, [C.USER_ID, C.ITEM_ID], "left").agg(
+        F.count(F.lit(1)).alias("pairs"), F.count("_hit").alias("hits")
+    )
+    # Two one-row aggregates side by side: one Spark action.
+    row = slots.crossJoin(found).first()
+    n_pairs, hits = row["pairs"], row["hits"]
     return {
         f"cold_recall_at_{k}": hits / n_pairs if n_pairs else float("nan"),
         f"cold_exposure_at_{k}": row["cold_slots"] / row["slots"] if row["slots"] else 0.0,
