@@ -81,10 +81,14 @@ RUN_DATE ?= $(shell date -u +%F)
 
 # The sample's catalogue (titles, categories, new and withdrawn items) rides along.
 DEMO_CATALOG ?= data/sample/items.csv
+# The sample's 20,000 events run as interpreted queries: compiling Java for each of the
+# night's ~1,500 tiny queries costs more than it saves (BENCHMARKS.md, bench-nightly; at
+# 2M events code generation wins, so conf/local.yml keeps it).
+DEMO_SPARK ?= --set spark.codegen=false
 
 demo: sample-data ## the main job, the nightly pipeline, on built-in sample data (every stage, published tables)
 	$(PY) jobs/nightly.py --conf $(CONF) --run-date $(DEMO_RUN_DATE) --set storage.root=$(DEMO_ROOT) \
-	    --set catalog.items.source=$(DEMO_CATALOG) $(SET)
+	    --set catalog.items.source=$(DEMO_CATALOG) $(DEMO_SPARK) $(SET)
 	@echo "published: $(DEMO_ROOT)/recommendations (run_date=$(DEMO_RUN_DATE)), $(DEMO_ROOT)/recommendations_latest"
 	@echo "report:    $(DEMO_ROOT)/reports/nightly/$(DEMO_RUN_DATE)/report.html (and metrics.json)"
 	@echo "MLflow:    run 'nightly $(DEMO_RUN_DATE)' in mlflow.db; make mlflow-ui"

@@ -53,7 +53,9 @@ def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
     -------
     SparkSession
         UTC session time zone, Delta SQL extension and catalog, `cfg.shuffle_partitions`
-        shuffle partitions, and every `cfg.conf` entry.
+        shuffle partitions, interpreted queries when `cfg.codegen` is false, and every
+        `cfg.conf` entry; a JVM it starts (outside spark-submit) gets `cfg.driver_memory`
+        and `cfg.java_options`.
     """
     cfg = cfg or SparkConfig()
     builder = SparkSession.builder.appName(cfg.app_name)
@@ -69,12 +71,19 @@ def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
         # Small Delta logs in local runs: a 50-partition state reconstruction is pure overhead.
         "spark.databricks.delta.snapshotPartitions": str(max(cfg.shuffle_partitions, 1)),
     }
+    if not cfg.codegen:
+        # Interpreted queries: no Java source generated, compiled and JIT-compiled per query
+        # (factoryMode is Spark's switch for expressions, as wholeStage is for operators).
+        settings["spark.sql.codegen.wholeStage"] = "false"
+        settings["spark.sql.codegen.factoryMode"] = "NO_CODEGEN"
     if not under_spark_submit():
         # Python workers (mapInPandas, applyInPandas) must run this interpreter, the one
         # with numpy and pandas, not whatever `python3` is first on the PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(cfg.master)
         settings["spark.driver.memory"] = cfg.driver_memory
+        if cfg.java_options:
+            settings["spark.driver.extraJavaOptions"] = cfg.java_options
         settings.update(_jar_settings())
     settings.update(cfg.conf)
     for key, value in settings.items():

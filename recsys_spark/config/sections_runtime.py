@@ -28,12 +28,20 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class SparkConfig:
-    """SparkSession settings; `master` and `driver_memory` apply outside spark-submit only."""
+    """SparkSession settings; `master`, `driver_memory` and `java_options` apply outside
+    spark-submit only (its command line starts the JVM)."""
 
     app_name: str = "recsys-spark"
     master: str = "local[2]"
     driver_memory: str = "4g"
+    # The JVM of a local run: the throughput collector, not G1 (a demo night 10% less
+    # CPU on two cores: BENCHMARKS.md, bench-nightly).
+    java_options: str = "-XX:+UseParallelGC"
     shuffle_partitions: int = 4
+    # Spark's Java code generation for each query. Off suits small local runs: a night of
+    # a few thousand users runs ~1,500 tiny queries, and compiling each costs more than it
+    # saves (BENCHMARKS.md, bench-nightly).
+    codegen: bool = True
     log_level: str = "WARN"
     ui_enabled: bool = False
     conf: dict[str, str] = field(default_factory=dict)

@@ -42,6 +42,7 @@ def overrides(root: Path, source: Path) -> list[str]:
         f"ingest.source={source}",
         f"tracking.uri=sqlite:///{root / 'mlflow.db'}",
         "spark.shuffle_partitions=2",
+        "spark.codegen=false",  # tiny nights, as make demo runs them
         "als.rank=4",
         "als.max_iter=3",
         "als.num_user_blocks=2",

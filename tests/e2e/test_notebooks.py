@@ -21,6 +21,7 @@ pytestmark = pytest.mark.e2e  # real nights: `make test-fast` skips them
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TINY = [
     "spark.shuffle_partitions=2",
+    "spark.codegen=false",  # a tiny night, as make demo runs it
     "sample.n_events=3000",
     "sample.n_users=200",
     "sample.n_items=100",

@@ -27,3 +27,12 @@ def test_task_failure_logs_are_silenced_only_inside_the_block(spark):
     with quiet_task_failures(spark):
         assert level() == "OFF"
     assert level() == before != "OFF"
+
+
+def test_a_local_session_gets_the_configured_jvm_options_and_codegen_switch(spark):
+    # conftest's session: codegen=False and the default java_options (the throughput GC).
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    jvm = spark.sparkContext._jvm
+    beans = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    assert sorted(str(b.getName()) for b in beans) == ["PS MarkSweep", "PS Scavenge"]
