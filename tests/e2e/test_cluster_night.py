@@ -19,8 +19,8 @@ pytestmark = pytest.mark.cluster  # two more JVMs for minutes: `make test-fast` 
 
 PROJECT = Path(__file__).resolve().parents[2]
 TINY = [
-    "sample.n_events=4000",
     "spark.codegen=false",  # a tiny night, as make demo runs it
+    "sample.n_events=4000",
     "sample.n_users=300",
     "sample.n_items=150",
     "als.rank=8",
