@@ -8,6 +8,8 @@ model produced each row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -27,6 +29,7 @@ def recommend_with_fallback(
     popular: DataFrame,
     *,
     n: int,
+    models: Sequence[str] = (),
 ) -> DataFrame:
     """Model lists, completed to `n` items per user from the popularity ranking.
 
@@ -42,13 +45,17 @@ def recommend_with_fallback(
         `user_id`, `item_id` pairs never to recommend.
     popular
         Output of `recsys_spark.models.popularity.popular_items`.
+    models
+        When given, `model_recs` holds the lists of these models in a `model` column,
+        and every user is served once per model (one pass for several models).
 
     Returns
     -------
     DataFrame
         `user_id`, `item_id`, `rank` (1..n), `score`, `source` (`model` or
         `popularity`), `because_item_id` (the model's reason, kept when `model_recs` has
-        one; null for popularity rows). A user has `n` rows whenever the popularity
+        one; null for popularity rows), and `model` when `models` are given. A user has
+        `n` rows (per model) whenever the popularity
         ranking holds enough items they have neither seen nor been given by the model.
         The model's lists are computed by this call (held as a local checkpoint); the
         filler stays lazy.
@@ -59,7 +66,10 @@ def recommend_with_fallback(
     # their reasons (`because_item_id`) too, and the popularity rows have none.
     source = F.col(C.SOURCE) if C.SOURCE in model_recs.columns else F.lit(SOURCE_MODEL)
     because = F.col(C.BECAUSE_ITEM_ID) if C.BECAUSE_ITEM_ID in model_recs.columns else F.lit(None)
+    by = [C.MODEL] if models else []
+    keys = [*by, C.USER_ID]
     model = model_recs.select(
+        *by,
         C.USER_ID,
         C.ITEM_ID,
         C.RANK,
@@ -74,32 +84,41 @@ def recommend_with_fallback(
     # lists' time at 2M events).
     model = model.localCheckpoint(eager=True)
     ranked = popularity_ranks(popular)
-    counts = model.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("_n_model"))
+    counts = model.groupBy(*keys).agg(F.count(F.lit(1)).alias("_n_model"))
+    wanted = users.select(C.USER_ID).filter(F.col(C.USER_ID).isNotNull()).distinct()
+    if models:
+        names = users.sparkSession.createDataFrame([(m,) for m in models], f"{C.MODEL} string")
+        wanted = wanted.crossJoin(F.broadcast(names))
     short = (
-        users.select(C.USER_ID)
-        .filter(F.col(C.USER_ID).isNotNull())
-        .distinct()
-        .join(counts, on=C.USER_ID, how="full_outer")
-        .select(C.USER_ID, F.coalesce("_n_model", F.lit(0)).alias("_n_model"))
+        wanted.join(counts, on=keys, how="full_outer")
+        .select(*keys, F.coalesce("_n_model", F.lit(0)).alias("_n_model"))
         .filter(F.col("_n_model") < n)
     )
     # What each short user's filler must skip: the ranks of their seen and listed items.
+    seen_by_short = seen_ranks(seen, ranked).select(C.USER_ID, POP_RANK)
+    seen_by_short = (
+        seen_by_short.join(short.select(*keys), on=C.USER_ID, how="inner")
+        if models
+        else seen_by_short.join(short.select(C.USER_ID), on=C.USER_ID, how="left_semi")
+    )
+    listed_by_short = model.join(
+        ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="inner"
+    ).join(short.select(*keys), on=keys, how="left_semi")
     excluded = (
-        seen_ranks(seen, ranked)
-        .select(C.USER_ID, POP_RANK)
-        .unionByName(
-            model.join(ranked.select(C.ITEM_ID, POP_RANK), on=C.ITEM_ID, how="inner").select(
-                C.USER_ID, POP_RANK
-            )
-        )
-        .join(short.select(C.USER_ID), on=C.USER_ID, how="left_semi")
-        .groupBy(C.USER_ID)
+        seen_by_short.select(*keys, POP_RANK)
+        .unionByName(listed_by_short.select(*keys, POP_RANK))
+        .groupBy(*keys)
         .agg(F.collect_set(POP_RANK).alias("_excluded"))
     )
-    per_user = short.join(excluded, on=C.USER_ID, how="left")
+    per_user = short.join(excluded, on=keys, how="left")
     n_model = F.col("_n_model")
     filler = popular_fill(
-        per_user, ranked, excluded=F.col("_excluded"), k=F.lit(n) - n_model, offset=n_model
+        per_user,
+        ranked,
+        excluded=F.col("_excluded"),
+        k=F.lit(n) - n_model,
+        offset=n_model,
+        by=tuple(by),
     ).select(
         "*",
         F.lit(SOURCE_POPULARITY).alias(C.SOURCE),
@@ -161,10 +180,35 @@ def users_by_source(recs: DataFrame) -> dict[str, int]:
 
     Returns a dict over the sources present, plus `users` (distinct users in total).
     """
-    # One action: each user counts once under each of its sources and once under `users`.
+    return _users_by_source(recs, by=[]).get((), ({USERS: 0}, 0))[0]
+
+
+def users_by_source_per_model(
+    recs: DataFrame, models: Sequence[str]
+) -> dict[str, tuple[dict[str, int], int]]:
+    """For each of `models` (the `model` column of `recs`): its `users_by_source` and its
+    number of rows, in one action."""
+    counts = _users_by_source(recs, by=[C.MODEL])
+    return {m: counts.get((m,), ({USERS: 0}, 0)) for m in models}
+
+
+def _users_by_source(recs: DataFrame, by: list[str]) -> dict[tuple, tuple[dict[str, int], int]]:
+    # One action: each user counts once under each of its sources and once under `users`,
+    # whose row also sums the group's rows.
     keys = F.array_union(F.collect_set(C.SOURCE), F.array(F.lit(USERS)))
-    per_user = recs.groupBy(C.USER_ID).agg(keys.alias("_keys"))
-    counted = per_user.select(F.explode("_keys").alias("_key")).groupBy("_key").count()
-    out = {row["_key"]: int(row["count"]) for row in counted.collect()}
-    out.setdefault(USERS, 0)
+    per_user = recs.groupBy(*by, C.USER_ID).agg(
+        keys.alias("_keys"), F.count(F.lit(1)).alias("_rows")
+    )
+    counted = (
+        per_user.select(*by, F.explode("_keys").alias("_key"), "_rows")
+        .groupBy(*by, "_key")
+        .agg(F.count(F.lit(1)).alias("_users"), F.sum("_rows").alias("_rows"))
+    )
+    out: dict[tuple, tuple[dict[str, int], int]] = {}
+    for row in counted.collect():
+        group, rows = out.get(tuple(row[b] for b in by), ({USERS: 0}, 0))
+        group[row["_key"]] = int(row["_users"])
+        if row["_key"] == USERS:
+            rows = int(row["_rows"])
+        out[tuple(row[b] for b in by)] = (group, rows)
     return out

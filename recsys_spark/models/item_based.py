@@ -22,7 +22,7 @@ ranking (recsys_spark.models.fallback), so every user gets N items.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -42,7 +42,8 @@ NEIGHBOURHOODS = ("candidate", "history")
 
 PAIRS_PER_CHUNK = 20_000  # (user, item) pairs whose reason is found at a time
 _SCORED_SCHEMA = (
-    "user_idx int, user_id string, item_idx int, rank int, score double, because_idx int"
+    "user_idx int, user_id string, item_idx int, rank int, score double, because_idx int, "
+    "_model_pos int"
 )
 
 
@@ -89,19 +90,52 @@ def recommend_item_based(
         Only items with a positive score are recommended; ties go to the smaller item
         id. Users whose history has no neighbours get no rows (see `item_based_lists`).
     """
+    lists = _recommend_measures(
+        affinity,
+        similarity,
+        {measure: ""},
+        top_n=top_n,
+        neighbourhood=neighbourhood,
+        seen=seen,
+        num_partitions=num_partitions,
+    )
+    return lists.drop(C.MODEL)
+
+
+def _recommend_measures(
+    affinity: DataFrame,
+    similarity: DataFrame,
+    models: Mapping[str, str],
+    *,
+    top_n: int,
+    neighbourhood: str,
+    seen: DataFrame | None,
+    num_partitions: int,
+) -> DataFrame:
+    """`recommend_item_based` of every measure of `models` (measure -> model name) in one
+    pass over the users; the lists carry the model name in `model`."""
     if top_n <= 0:
         raise ValueError(f"top_n must be positive; got {top_n}")
     if neighbourhood not in NEIGHBOURHOODS:
         raise ValueError(
             f"unknown neighbourhood '{neighbourhood}'; use one of {', '.join(NEIGHBOURHOODS)}"
         )
-    sims = similarity.filter(F.col(C.MEASURE) == measure).select(
-        C.ITEM_IDX, C.ITEM_ID, C.NEIGHBOUR_IDX, C.NEIGHBOUR_ID, C.SCORE
+    sims = similarity.filter(F.col(C.MEASURE).isin(list(models))).select(
+        C.MEASURE, C.ITEM_IDX, C.ITEM_ID, C.NEIGHBOUR_IDX, C.NEIGHBOUR_ID, C.SCORE
     )
-    # Catalogue-sized (items x top-K rows): safe to bring to the driver and broadcast.
-    matrix, tie_rank, ids = _similarity_matrix(sims.toPandas(), neighbourhood=neighbourhood)
-    return recommend_from_matrix(
-        affinity, matrix, tie_rank, ids, top_n=top_n, seen=seen, num_partitions=num_partitions
+    # Catalogue-sized (measures x items x top-K rows): safe to bring to the driver and
+    # broadcast.
+    matrices, tie_rank, ids = _similarity_matrices(
+        sims.toPandas(), list(models), neighbourhood=neighbourhood
+    )
+    return recommend_from_matrices(
+        affinity,
+        {models[measure]: matrix for measure, matrix in matrices.items()},
+        tie_rank,
+        ids,
+        top_n=top_n,
+        seen=seen,
+        num_partitions=num_partitions,
     )
 
 
@@ -124,9 +158,44 @@ def recommend_from_matrix(
     plus `because_item_id`: the history item with the largest contribution to the score
     (`strongest_contributors`).
     """
+    lists = recommend_from_matrices(
+        affinity,
+        {"": matrix},
+        tie_rank,
+        ids,
+        top_n=top_n,
+        seen=seen,
+        num_partitions=num_partitions,
+    )
+    return lists.drop(C.MODEL)
+
+
+def recommend_from_matrices(
+    affinity: DataFrame,
+    matrices: Mapping[str, sp.csr_matrix],
+    tie_rank: np.ndarray,
+    ids: pd.DataFrame,
+    *,
+    top_n: int,
+    seen: DataFrame | None = None,
+    num_partitions: int = 0,
+) -> DataFrame:
+    """`recommend_from_matrix` for several models in one pass over the users.
+
+    `matrices` maps a model name to its matrix (all of one shape); `tie_rank` and `ids`
+    cover the items of all of them. The histories are shuffled once and each partition
+    builds its users' history matrix once for every model (per model, the shuffle and
+    the history build cost as much as the scoring at 2M events). Returns the columns of
+    `recommend_from_matrix` plus `model`.
+    """
     spark = affinity.sparkSession
+    names = list(matrices)
     shared = spark.sparkContext.broadcast(
-        (matrix.indptr, matrix.indices, matrix.data, matrix.shape, tie_rank)
+        (
+            [(m.indptr, m.indices, m.data) for m in matrices.values()],
+            next(iter(matrices.values())).shape,
+            tie_rank,
+        )
     )
     history = affinity.select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.AFFINITY)
     if seen is not None:
@@ -143,10 +212,23 @@ def recommend_from_matrix(
     reasons = item_ids.select(
         F.col(C.ITEM_IDX).alias("because_idx"), F.col(C.ITEM_ID).alias(C.BECAUSE_ITEM_ID)
     )
+    models = F.broadcast(
+        spark.createDataFrame(list(enumerate(names)), f"_model_pos int, {C.MODEL} string")
+    )
     return (
         scored.join(item_ids, on=C.ITEM_IDX, how="inner")
         .join(reasons, on="because_idx", how="left")
-        .select(C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.ITEM_ID, C.RANK, C.SCORE, C.BECAUSE_ITEM_ID)
+        .join(models, on="_model_pos", how="inner")
+        .select(
+            C.USER_IDX,
+            C.USER_ID,
+            C.ITEM_IDX,
+            C.ITEM_ID,
+            C.RANK,
+            C.SCORE,
+            C.BECAUSE_ITEM_ID,
+            C.MODEL,
+        )
     )
 
 
@@ -184,23 +266,57 @@ def item_based_lists(
     -------
     DataFrame
         `user_id`, `item_id`, `rank` (1..top_n), `score`, `source` (`model` or
-        `popularity`).
+        `popularity`), `because_item_id`.
     """
-    model = recommend_item_based(
+    lists = item_based_models(
         affinity,
         similarity,
-        measure=measure,
+        popular,
+        models={measure: measure},
+        top_n=top_n,
+        neighbourhood=neighbourhood,
+        users=users,
+        seen=seen,
+        num_partitions=num_partitions,
+    )
+    return lists.drop(C.MODEL)
+
+
+def item_based_models(
+    affinity: DataFrame,
+    similarity: DataFrame,
+    popular: DataFrame,
+    *,
+    models: Mapping[str, str],
+    top_n: int = 10,
+    neighbourhood: str = "candidate",
+    users: DataFrame | None = None,
+    seen: DataFrame | None = None,
+    num_partitions: int = 0,
+) -> DataFrame:
+    """`item_based_lists` of several measures in one pass: the histories are shuffled,
+    scored and completed from the popularity ranking once for all of them.
+
+    `models` maps each measure to the name its lists carry in the `model` column (the
+    nightly's `item_<measure>`); the other parameters as in `item_based_lists`. Each
+    measure's rows equal its `item_based_lists` rows.
+    """
+    lists = _recommend_measures(
+        affinity,
+        similarity,
+        models,
         top_n=top_n,
         neighbourhood=neighbourhood,
         seen=seen,
         num_partitions=num_partitions,
     )
     return recommend_with_fallback(
-        model,
+        lists,
         users if users is not None else affinity.select(C.USER_ID),
         (seen if seen is not None else affinity).select(C.USER_ID, C.ITEM_ID),
         popular,
         n=top_n,
+        models=list(models.values()),
     )
 
 
@@ -226,16 +342,24 @@ def similar_items(similarity: DataFrame, *, n: int = 10) -> DataFrame:
     )
 
 
-def _similarity_matrix(rows: Any, *, neighbourhood: str) -> tuple[sp.csr_matrix, np.ndarray, Any]:
-    """CSR history item x candidate matrix, each item's position in item-id order, and
-    the (item_idx, item_id) pairs of every item in the lists."""
+def _similarity_matrices(
+    rows: pd.DataFrame, measures: list[str], *, neighbourhood: str
+) -> tuple[dict[str, sp.csr_matrix], np.ndarray, pd.DataFrame]:
+    """One CSR history item x candidate matrix per measure (all of one shape), each
+    item's position in item-id order, and the (item_idx, item_id) pairs of every item in
+    the lists of any measure."""
     item = rows[C.ITEM_IDX].to_numpy(dtype=np.int64)
     nbr = rows[C.NEIGHBOUR_IDX].to_numpy(dtype=np.int64)
     size = int(max(item.max(initial=-1), nbr.max(initial=-1))) + 1
     source, target = (nbr, item) if neighbourhood == "candidate" else (item, nbr)
-    matrix = sp.csr_matrix(
-        (rows[C.SCORE].to_numpy(dtype=np.float64), (source, target)), shape=(size, size)
-    )
+    score = rows[C.SCORE].to_numpy(dtype=np.float64)
+    measure = rows[C.MEASURE].to_numpy(dtype=object)
+    matrices = {}
+    for name in measures:
+        mine = measure == name
+        matrices[name] = sp.csr_matrix(
+            (score[mine], (source[mine], target[mine])), shape=(size, size)
+        )
     ids = (
         pd.concat(
             [
@@ -246,22 +370,22 @@ def _similarity_matrix(rows: Any, *, neighbourhood: str) -> tuple[sp.csr_matrix,
         .drop_duplicates(C.ITEM_IDX)
         .reset_index(drop=True)
     )
+    # The order of a measure's items among the union's is their order among its own.
     tie_rank = np.full(size, size, dtype=np.int64)
     order = np.argsort(ids[C.ITEM_ID].to_numpy(dtype=object).astype(str), kind="stable")
     tie_rank[ids[C.ITEM_IDX].to_numpy(dtype=np.int64)[order]] = np.arange(len(ids))
-    return matrix, tie_rank, ids
+    return matrices, tie_rank, ids
 
 
 def _score_users(
     batches: Iterator[pa.RecordBatch], *, shared: Any, top_n: int
 ) -> Iterator[pa.RecordBatch]:
-    """Score one partition's users against the broadcast similarity matrix."""
+    """Score one partition's users against each broadcast matrix (`_model_pos` = its
+    position in the broadcast list)."""
     chunks = [b for b in batches if b.num_rows]
     if not chunks:
         return
-    indptr, indices, data, shape, tie_rank = shared.value
-    sim = sp.csr_matrix((data, indices, indptr), shape=shape)
-    sim_t = sim.T.tocsr()  # candidate x history item: each candidate's contributors
+    arrays, shape, tie_rank = shared.value
     table = pa.Table.from_batches(chunks)
     users = table.column(C.USER_IDX).to_numpy()
     items = table.column(C.ITEM_IDX).to_numpy().astype(np.int64)
@@ -281,29 +405,41 @@ def _score_users(
         (np.ones(int(known.sum())), (row[known], items[known])), shape=history.shape
     )
     seen.data[:] = 1.0  # repeated pairs were summed
-    for start in range(0, len(user_idx), USERS_PER_CHUNK):
-        stop = min(start + USERS_PER_CHUNK, len(user_idx))
-        block = history[start:stop] @ sim
-        scores = (block - block.multiply(seen[start:stop])).tocoo()
-        keep = scores.data > 0
-        r = scores.row[keep].astype(np.int64) + start
-        j = scores.col[keep].astype(np.int64)
-        s = scores.data[keep]
-        top, rank = top_k_per_group(r, s, tie_rank[j], top_n)
-        if not len(top):
-            continue
-        because = strongest_contributors(history, sim_t, r[top], j[top])
-        yield pa.RecordBatch.from_arrays(
-            [
-                pa.array(user_idx[r[top]], pa.int32()),
-                user_ids.take(pa.array(r[top])),
-                pa.array(j[top], pa.int32()),
-                pa.array(rank, pa.int32()),
-                pa.array(s[top], pa.float64()),
-                pa.array(because, pa.int32(), mask=because < 0),
-            ],
-            names=[C.USER_IDX, C.USER_ID, C.ITEM_IDX, C.RANK, C.SCORE, "because_idx"],
-        )
+    for position, (indptr, indices, data) in enumerate(arrays):
+        sim = sp.csr_matrix((data, indices, indptr), shape=shape)
+        sim_t = sim.T.tocsr()  # candidate x history item: each candidate's contributors
+        for start in range(0, len(user_idx), USERS_PER_CHUNK):
+            stop = min(start + USERS_PER_CHUNK, len(user_idx))
+            block = history[start:stop] @ sim
+            scores = (block - block.multiply(seen[start:stop])).tocoo()
+            keep = scores.data > 0
+            r = scores.row[keep].astype(np.int64) + start
+            j = scores.col[keep].astype(np.int64)
+            s = scores.data[keep]
+            top, rank = top_k_per_group(r, s, tie_rank[j], top_n)
+            if not len(top):
+                continue
+            because = strongest_contributors(history, sim_t, r[top], j[top])
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(user_idx[r[top]], pa.int32()),
+                    user_ids.take(pa.array(r[top])),
+                    pa.array(j[top], pa.int32()),
+                    pa.array(rank, pa.int32()),
+                    pa.array(s[top], pa.float64()),
+                    pa.array(because, pa.int32(), mask=because < 0),
+                    pa.array(np.full(len(top), position), pa.int32()),
+                ],
+                names=[
+                    C.USER_IDX,
+                    C.USER_ID,
+                    C.ITEM_IDX,
+                    C.RANK,
+                    C.SCORE,
+                    "because_idx",
+                    "_model_pos",
+                ],
+            )
 
 
 def strongest_contributors(

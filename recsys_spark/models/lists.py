@@ -9,6 +9,8 @@ id, so reruns are identical.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -31,15 +33,17 @@ SCHEMA = T.StructType(
 OPTIONAL = (C.BECAUSE_ITEM_ID,)  # null when the lists do not carry it
 
 
-def write_recommendations(recs: DataFrame, path: str, model: str) -> dict[str, int]:
-    """Replace the rows of `model` in the recommendations table at `path` (one commit).
+def write_recommendations(recs: DataFrame, path: str, model: str | Sequence[str]) -> dict[str, int]:
+    """Replace the rows of `model` (one name, or several) in the recommendations table at
+    `path` (one commit).
 
     `recs` must have the columns of SCHEMA (extra columns are dropped; an OPTIONAL one it
     lacks is null) and hold only rows of `model`. Other models' rows are left as they
     are. Returns the commit metrics.
     """
     rows = conformed(recs)
-    return delta.replace_where(rows, path, f"{C.MODEL} = '{model}'", merge_schema=True)
+    models = [model] if isinstance(model, str) else list(model)
+    return delta.replace_where(rows, path, delta.sql_in(C.MODEL, models), merge_schema=True)
 
 
 def conformed(recs: DataFrame) -> DataFrame:

@@ -74,21 +74,30 @@ def seen_ranks(seen: DataFrame, ranked: DataFrame) -> DataFrame:
 
 
 def popular_fill(
-    per_user: DataFrame, ranked: DataFrame, *, excluded: Column, k: Column, offset: Column
+    per_user: DataFrame,
+    ranked: DataFrame,
+    *,
+    excluded: Column,
+    k: Column,
+    offset: Column,
+    by: tuple[str, ...] = (),
 ) -> DataFrame:
     """Each row of `per_user`: its `k` most popular items whose rank is not in `excluded`.
 
-    Returns `user_id`, `item_id`, `rank` (offset + 1, offset + 2, ...), `score`. Ranks
-    past the end of the catalogue find no item in the join: a short list.
+    Returns the `by` columns of `per_user`, `user_id`, `item_id`, `rank` (offset + 1,
+    offset + 2, ...), `score`. Ranks past the end of the catalogue find no item in the
+    join: a short list.
     """
     return (
         per_user.select(
+            *by,
             C.USER_ID,
             offset.alias("_offset"),
             F.posexplode(_unseen_ranks(excluded, k)).alias("_pos", POP_RANK),
         )
         .join(ranked, on=POP_RANK, how="inner")
         .select(
+            *by,
             C.USER_ID,
             C.ITEM_ID,
             (F.col("_offset") + F.col("_pos") + 1).cast("int").alias(C.RANK),

@@ -25,8 +25,8 @@ from recsys_spark.config import RecommendConfig, SimilarityConfig, StorageConfig
 from recsys_spark.io import delta
 from recsys_spark.logs import get_logger, stage
 from recsys_spark.models.affinity import user_item_affinity
-from recsys_spark.models.fallback import served_frames, users_by_source
-from recsys_spark.models.item_based import item_based_lists, similar_items
+from recsys_spark.models.fallback import served_frames, users_by_source_per_model
+from recsys_spark.models.item_based import item_based_models, similar_items
 from recsys_spark.models.lists import write_recommendations
 from recsys_spark.models.popularity import popular_items
 from recsys_spark.similarity.cooccurrence import item_similarity
@@ -119,35 +119,42 @@ def run_similarity(
     served: dict[str, dict[str, int]] = {}
     recs_path = storage.table(tables.MODEL_RECOMMENDATIONS)
     users, histories, seen = served_frames(interactions, affinity, serve)
-    for measure in measures:
-        model = tables.item_model(measure)
-        with stage(log, f"item-based top-{top_n} ({measure}, {similarity.neighbourhood})"):
-            recs = item_based_lists(
-                histories,
-                sims,
-                popular,
-                measure=measure,
-                top_n=top_n,
-                neighbourhood=similarity.neighbourhood,
-                users=users,
-                seen=seen,
-            ).select(
-                C.USER_ID,
-                C.ITEM_ID,
-                C.RANK,
-                C.SCORE,
-                F.lit(model).alias(C.MODEL),
-                C.SOURCE,
-                F.lit(run_id).alias(C.RUN_ID),
-                C.BECAUSE_ITEM_ID,
-            )
-            written = write_recommendations(recs, recs_path, model)
-            rec_rows[measure] = written.get("numOutputRows", 0)
-            served[measure] = users_by_source(
-                delta.read_table(spark, recs_path).filter(F.col(C.MODEL) == model)
-            )
-            log.info("%s users served: %s", model, served[measure])
+    # Read twice by the lists (the scoring and the popularity fill): held, not rescanned.
+    seen = seen.persist()
+    models = {measure: tables.item_model(measure) for measure in measures}
+    # Every measure in one pass: the users' histories are shuffled, scored and completed
+    # once, and the lists written in one commit (per measure, that fixed work cost as
+    # much as the scoring: BENCHMARKS.md, bench-nightly).
+    with stage(log, f"item-based top-{top_n} ({', '.join(measures)}, {similarity.neighbourhood})"):
+        recs = item_based_models(
+            histories,
+            sims,
+            popular,
+            models=models,
+            top_n=top_n,
+            neighbourhood=similarity.neighbourhood,
+            users=users,
+            seen=seen,
+        ).select(
+            C.USER_ID,
+            C.ITEM_ID,
+            C.RANK,
+            C.SCORE,
+            C.MODEL,
+            C.SOURCE,
+            F.lit(run_id).alias(C.RUN_ID),
+            C.BECAUSE_ITEM_ID,
+        )
+        write_recommendations(recs, recs_path, list(models.values()))
+        stored = delta.read_table(spark, recs_path).filter(
+            F.col(C.MODEL).isin(list(models.values()))
+        )
+        by_model = users_by_source_per_model(stored, list(models.values()))
+    for measure, model in models.items():
+        served[measure], rec_rows[measure] = by_model[model]
+        log.info("%s users served: %s", model, served[measure])
     popular.unpersist()
+    seen.unpersist()
     with stage(log, "similar items"):
         similar = similar_items(sims, n=similarity.similar_items_n)
         similar_metrics = delta.overwrite(

@@ -9,9 +9,15 @@ import pandas as pd
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.models.item_based import item_based_lists, recommend_item_based, similar_items
+from recsys_spark.models.item_based import (
+    item_based_lists,
+    item_based_models,
+    recommend_item_based,
+    similar_items,
+)
 from recsys_spark.models.popularity import popular_items
 
 AFFINITY_SCHEMA = "user_idx int, user_id string, item_idx int, item_id string, affinity double"
@@ -210,3 +216,46 @@ def test_item_based_lists_fill_short_and_missing_lists_from_popularity(spark: Sp
         expected,
         ignore_nullable=True,  # mapInArrow and union outputs are nullable
     )
+
+
+def test_several_measures_in_one_pass_give_each_measures_own_lists(spark: SparkSession) -> None:
+    rng = np.random.default_rng(5)
+    n_users, n_items = 30, 16
+    item_ids = [f"i{j:02d}" for j in range(n_items)]
+    user_ids = [f"u{u:02d}" for u in range(n_users)]
+    weights = np.where(
+        rng.random((n_users, n_items)) < 0.2, rng.uniform(0.5, 3, (n_users, n_items)), 0
+    )
+    dense = np.where(rng.random((n_items, n_items)) < 0.4, rng.random((n_items, n_items)), 0)
+    np.fill_diagonal(dense, 0)
+    sparse = np.where(rng.random((n_items, n_items)) < 0.08, rng.random((n_items, n_items)), 0)
+    np.fill_diagonal(sparse, 0)
+    sparse[:, 15] = 0  # the sparse measure knows fewer items: a smaller matrix alone
+    sparse[15, :] = 0
+    affinity = spark.createDataFrame(
+        [
+            (int(u), user_ids[u], int(j), item_ids[j], float(weights[u, j]))
+            for u, j in zip(*np.nonzero(weights), strict=True)
+        ],
+        AFFINITY_SCHEMA,
+    )
+    sims = spark.createDataFrame(
+        _sim_rows(dense, item_ids, "dense") + _sim_rows(sparse, item_ids, "sparse"), SIM_SCHEMA
+    )
+    popular = _popular(spark, {item: 1 + j % 5 for j, item in enumerate(item_ids)})
+    users = spark.createDataFrame([(u,) for u in [*user_ids, "cold"]], f"{C.USER_ID} string")
+    args = {"top_n": 6, "neighbourhood": "candidate", "users": users}
+    both = item_based_models(
+        affinity, sims, popular, models={"dense": "item_dense", "sparse": "item_sparse"}, **args
+    )
+    counts = {r[C.SOURCE]: r["count"] for r in both.groupBy(C.SOURCE).count().collect()}
+    assert counts["model"] > 0 and counts["popularity"] > 0  # both paths are exercised
+    for measure in ("dense", "sparse"):
+        alone = item_based_lists(affinity, sims, popular, measure=measure, **args)
+        mine = both.filter(F.col(C.MODEL) == f"item_{measure}").drop(C.MODEL)
+        assert mine.count() == 31 * 6  # every user, the cold one included, gets six items
+        assert_df_equality(
+            mine.orderBy(C.USER_ID, C.RANK),
+            alone.orderBy(C.USER_ID, C.RANK),
+            ignore_nullable=True,  # the one-pass union and joins are nullable
+        )
