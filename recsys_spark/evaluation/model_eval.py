@@ -317,6 +317,11 @@ def evaluate_lists(
                     judged = judge(lists_only, rules, depth).cache()
                     doc["rules"]["removed"][model] = removed_counts(judged)
                     lists_only = kept_rows(judged, [C.USER_ID, C.ITEM_ID, C.RANK])
+                elif cold is not None:
+                    # Read by two actions (the metrics' pass, then the cold items'): held
+                    # by the first, so lists computed on the fly (the most-popular
+                    # baseline) are not computed twice.
+                    lists_only = lists_only.persist()
                 result = evaluate_model(lists_only, prepared, test, params, ks=cutoffs)
                 if cold is not None:
                     doc["cold_items"]["models"][model] = cold_item_metrics(
@@ -324,6 +329,8 @@ def evaluate_lists(
                     )
                 if judged is not None:
                     judged.unpersist()
+                elif cold is not None:
+                    lists_only.unpersist()
             doc["models"][model] = result.metrics
             doc["breakdowns"][model] = result.breakdowns
             doc["curves"][model] = result.curves

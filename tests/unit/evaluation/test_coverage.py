@@ -21,7 +21,14 @@ from recsys_spark.evaluation.breakdown import (
 )
 from recsys_spark.evaluation.coverage import beyond_accuracy_metrics, exposure_curves
 from recsys_spark.evaluation.diversity import diversity_metrics
-from recsys_spark.evaluation.model_eval import evaluate_model, prepare_training
+from recsys_spark.evaluation.model_eval import (
+    cold_item_metrics,
+    evaluate_lists,
+    evaluate_model,
+    most_popular_lists,
+    new_items,
+    prepare_training,
+)
 from recsys_spark.evaluation.ranking_metrics import ranking_metrics
 
 PAIRS = T.StructType(
@@ -275,3 +282,27 @@ def test_prepared_training_gives_the_same_evaluation(frames, spark: SparkSession
     finally:
         prepared.unpersist()
     assert prepared.pieces.count() == 3  # one packed row per partition of training pairs
+
+
+def test_the_cold_item_protocol_leaves_every_models_metrics_as_they_are(
+    frames, spark: SparkSession
+) -> None:
+    # The cold protocol reads each model's lists a second time; lists computed on the fly
+    # (the most-popular baseline) must score the same in both reads.
+    recs, train, test = frames
+    users = test.select("user_id").distinct()
+    params = EvaluationConfig(ks=(2,), k=3, head_share=0.5)
+    args = {"run_id": "r", "split": {}, "table_paths": {}}
+    lists = {"model": recs, "most_popular": most_popular_lists(train, users, n=3)}
+    plain = evaluate_lists(lists, train, test, params, **args)
+    cold = evaluate_lists(lists, train, test, params, cold_min_interactions=2, **args)
+    assert cold["models"].keys() == plain["models"].keys() == lists.keys()
+    for name, metrics in plain["models"].items():
+        assert cold["models"][name] == pytest.approx(metrics, nan_ok=True), name
+    assert cold["cold_items"]["items"] == 3  # C and D have one training user, E none
+    new = new_items(train, test, 2)
+    for name, frame in lists.items():
+        want = cold_item_metrics(frame.select("user_id", "item_id", "rank"), test, new, k=3)
+        assert cold["cold_items"]["models"][name] == pytest.approx(want, nan_ok=True), name
+    # D for u1 and E for u5; u2's C and D are ranked below 3, u3's C is not listed
+    assert cold["cold_items"]["models"]["model"]["cold_hits"] == 2
