@@ -55,8 +55,8 @@ def recommend_with_fallback(
         `user_id`, `item_id`, `rank` (1..n), `score`, `source` (`model` or
         `popularity`), `because_item_id` (the model's reason, kept when `model_recs` has
         one; null for popularity rows), and `model` when `models` are given. A user has
-        `n` rows (per model) whenever the popularity
-        ranking holds enough items they have neither seen nor been given by the model.
+        `n` rows (per model) whenever the popularity ranking holds enough items they have
+        neither seen nor been given by the model.
         The model's lists are computed by this call (held as a local checkpoint); the
         filler stays lazy.
     """
