@@ -188,6 +188,8 @@ def recommend_from_matrices(
     the history build cost as much as the scoring at 2M events). Returns the columns of
     `recommend_from_matrix` plus `model`.
     """
+    if not matrices:
+        raise ValueError("no matrix to score with: give at least one model")
     spark = affinity.sparkSession
     names = list(matrices)
     shared = spark.sparkContext.broadcast(
