@@ -136,6 +136,9 @@ class SimilarityConfig:
         positive_or_none("similarity.window_days", self.window_days)
 
 
+EASE_PRECISIONS = ("float32", "float64")
+
+
 @dataclass(frozen=True)
 class EaseConfig:
     """EASE, the closed-form linear item-item model (see recsys_spark.models.ease)."""
@@ -145,10 +148,15 @@ class EaseConfig:
     max_items: int = 20_000
     top_k: int = 500
     num_partitions: int = 0
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.l2 <= 0:
             raise ConfigError("ease.l2 must be positive")
+        if self.precision not in EASE_PRECISIONS:
+            raise ConfigError(
+                f"ease.precision must be one of {', '.join(EASE_PRECISIONS)}; got {self.precision!r}"
+            )
         if self.max_items <= 0:
             raise ConfigError("ease.max_items must be positive")
         if self.top_k < 0 or self.num_partitions < 0:

@@ -10,8 +10,9 @@ and a user's score of item j is Σ_i x_ui B_ij over their history. The plan:
    block's complete rows of XᵀX, diagonal included, with no caps (EASE needs the full
    counts); only the nonzero counts reach the driver;
 2. the solve on the driver (LAPACK's Cholesky inverse, in place), for catalogues up to
-   `ease.max_items` items (one dense items x items matrix, 3.2 GB at 20,000 items, and
-   the pruned weights); a larger catalogue skips EASE with a logged reason;
+   `ease.max_items` items (one dense items x items matrix in `ease.precision`: 1.6 GB
+   in float32, 3.2 GB in float64 at 20,000 items, and the pruned weights); a larger
+   catalogue skips EASE with a logged reason;
 3. each history item keeps its `ease.top_k` weights of largest magnitude (0 keeps them
    all), and every user is scored through the item-based path
    (`recommend_from_matrix`: the weights are broadcast, users scored per partition,
@@ -138,15 +139,22 @@ def gram_counts(pairs: DataFrame, *, num_partitions: int = 0) -> tuple[pd.DataFr
     return catalogue[[C.ITEM_IDX, C.ITEM_ID]], gram
 
 
-def ease_weights(gram: sp.spmatrix | np.ndarray, *, l2: float, top_k: int = 0) -> sp.csr_matrix:
+def ease_weights(
+    gram: sp.spmatrix | np.ndarray, *, l2: float, top_k: int = 0, precision: str = "float64"
+) -> sp.csr_matrix:
     """EASE's B from the Gram matrix: B = -P / diag(P), P = (G + l2 I)⁻¹, diagonal 0.
 
     Each row (history item) keeps its `top_k` weights of largest magnitude (0: all).
-    Returns a CSR matrix of the kept weights.
+    `precision` (`float64` or `float32`) is the solve's: float32 halves the dense
+    matrix's memory and about halves the solve's time. Returns a CSR matrix of the kept
+    weights, in that precision.
     """
     if l2 <= 0:
         raise ValueError(f"l2 must be positive; got {l2}")
-    g = gram.toarray() if sp.issparse(gram) else np.array(gram, dtype=np.float64)
+    dtype = np.dtype(precision)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"precision must be float32 or float64; got {precision}")
+    g = gram.astype(dtype).toarray() if sp.issparse(gram) else np.array(gram, dtype)
     g[np.diag_indices_from(g)] += l2
     b = _spd_inverse(g)
     b /= -np.diag(b).copy()  # column j divided by -P_jj, in place
@@ -173,10 +181,11 @@ def _spd_inverse(g: np.ndarray) -> np.ndarray:
     """
     from scipy.linalg import lapack
 
+    potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (g,))  # d... or s...
     # g is symmetric: its transpose is the same matrix in Fortran order (no copy).
-    factor, info = lapack.dpotrf(g.T, lower=True, overwrite_a=True, clean=False)
+    factor, info = potrf(g.T, lower=True, overwrite_a=True, clean=False)
     if info == 0:
-        factor, info = lapack.dpotri(factor, lower=True, overwrite_c=True)
+        factor, info = potri(factor, lower=True, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"XᵀX + l2 I is not positive definite (LAPACK info {info})")
     inv = factor.T  # C order; potri filled the lower triangle of `factor`, i.e. our upper
@@ -197,7 +206,7 @@ def fit_ease(pairs: DataFrame, cfg: EaseConfig) -> EaseWeights | str:
             "would not fit the driver; EASE skipped"
         )
     with stage(log, f"EASE solve ({len(items):,} items, l2 {cfg.l2:g})"):
-        matrix = ease_weights(gram, l2=cfg.l2, top_k=cfg.top_k)
+        matrix = ease_weights(gram, l2=cfg.l2, top_k=cfg.top_k, precision=cfg.precision)
     return EaseWeights(matrix, items)
 
 

@@ -80,11 +80,20 @@ def test_weights_equal_the_closed_form_and_top_k_keeps_the_largest_magnitudes() 
         ease_weights(g, l2=0.0)
 
 
+def test_a_float32_solve_gives_the_float64_weights_to_single_precision() -> None:
+    _, g, b = numpy_ease(random_pairs(3, n_users=200, n_items=60), 5.0)
+    single = ease_weights(g, l2=5.0, precision="float32")
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single.toarray(), b, rtol=1e-3, atol=1e-5 * np.abs(b).max())
+    with pytest.raises(ValueError, match="precision must be float32 or float64"):
+        ease_weights(g, l2=5.0, precision="float16")
+
+
 def test_lists_equal_a_numpy_ranking_of_unseen_positive_scores(spark: SparkSession) -> None:
     pairs = random_pairs(3)
     x, _, b = numpy_ease(pairs, 2.0)
     frame = spark.createDataFrame(pairs)
-    fitted = fit_ease(frame, EaseConfig(l2=2.0, top_k=0))
+    fitted = fit_ease(frame, EaseConfig(l2=2.0, top_k=0, precision="float64"))
     assert not isinstance(fitted, str)
     got = recommend_ease(frame, fitted, top_n=5).toPandas()
     items = np.sort(pairs[C.ITEM_IDX].unique())
@@ -142,3 +151,5 @@ def test_run_writes_full_unseen_lists_or_skips_a_catalogue_too_large(
 def test_config_refuses_a_non_positive_l2() -> None:
     with pytest.raises(ConfigError, match="ease.l2"):
         load_config(None, ["ease.l2=0"])
+    with pytest.raises(ConfigError, match="ease.precision"):
+        load_config(None, ["ease.precision=float16"])
