@@ -93,17 +93,24 @@ def load_rules(
     items_version = delta.table_version(spark, items_path)
     excl_version = delta.table_version(spark, excl_path)
     needs_items = cfg.availability or cfg.max_per_category > 0
+    # Both frames are held once: every model's lists are judged against them in several
+    # stages of a night, and each judging re-read the tables (the exclusions' distinct).
     items = None
     if needs_items and items_version is None:
         log.info("rules: no items table at %s: availability and category caps are off", items_path)
     elif needs_items:
         catalogue = delta.read_table(spark, items_path, version=items_version)
-        items = item_status(catalogue, run_date)
+        items = item_status(catalogue, run_date).localCheckpoint(eager=True)
     excluded = None
     if cfg.exclusions and excl_version is not None:
         pairs = delta.read_table(spark, excl_path, version=excl_version)
         in_force = F.col(S.UNTIL).isNull() | (F.col(S.UNTIL) >= F.lit(run_date))
-        excluded = pairs.filter(in_force).select(C.USER_ID, C.ITEM_ID).distinct()
+        excluded = (
+            pairs.filter(in_force)
+            .select(C.USER_ID, C.ITEM_ID)
+            .distinct()
+            .localCheckpoint(eager=True)
+        )
     lineage = {
         "availability": cfg.availability and items is not None,
         "unknown_items": cfg.unknown_items,
