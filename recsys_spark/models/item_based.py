@@ -38,6 +38,13 @@ from recsys_spark.models.fallback import recommend_with_fallback
 from recsys_spark.similarity.top_k import top_k_per_group
 
 USERS_PER_CHUNK = 4_096
+# A block of scores holding more than this share of nonzero cells is selected from as
+# dense arrays of at most DENSE_CELLS cells (`unseen_candidates`). Measured on 4,096
+# users x 19,600 items: the two paths cost the same near 16% (1.9 and 2.1 s); at 6%
+# (50 neighbours per item) the sparse path is 7x faster, at 43% (EASE's 500 weights per
+# item) the dense one 2.6x.
+DENSE_SHARE = 0.15
+DENSE_CELLS = 8_000_000
 NEIGHBOURHOODS = ("candidate", "history")
 
 PAIRS_PER_CHUNK = 20_000  # (user, item) pairs whose reason is found at a time
@@ -413,11 +420,8 @@ def _score_users(
         for start in range(0, len(user_idx), USERS_PER_CHUNK):
             stop = min(start + USERS_PER_CHUNK, len(user_idx))
             block = history[start:stop] @ sim
-            scores = (block - block.multiply(seen[start:stop])).tocoo()
-            keep = scores.data > 0
-            r = scores.row[keep].astype(np.int64) + start
-            j = scores.col[keep].astype(np.int64)
-            s = scores.data[keep]
+            r, j, s = unseen_candidates(block, seen[start:stop], top_n)
+            r += start
             top, rank = top_k_per_group(r, s, tie_rank[j], top_n)
             if not len(top):
                 continue
@@ -442,6 +446,43 @@ def _score_users(
                     "_model_pos",
                 ],
             )
+
+
+def unseen_candidates(
+    block: sp.csr_matrix, seen: sp.csr_matrix, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and score of the positive unseen entries of `block` (users x
+    candidates scores) that can be among a row's `k` best: every one of them, or, for a
+    dense block, those scoring at least the row's k-th largest score (ties included), so
+    that `top_k_per_group` picks the same top k from far fewer entries.
+
+    Dense blocks (EASE's weights give each user scores on about half the catalogue) are
+    scored as dense arrays in slices of rows: the sparse path's temporaries (the
+    difference, its COO copy, the selection of every entry) cost more than the
+    arithmetic there."""
+    if block.nnz <= DENSE_SHARE * block.shape[0] * block.shape[1]:
+        scores = (block - block.multiply(seen)).tocoo()
+        keep = scores.data > 0
+        return (
+            scores.row[keep].astype(np.int64),
+            scores.col[keep].astype(np.int64),
+            scores.data[keep],
+        )
+    rows_at_once = max(1, DENSE_CELLS // max(block.shape[1], 1))
+    parts = []
+    for lo in range(0, block.shape[0], rows_at_once):
+        dense = block[lo : lo + rows_at_once].toarray()
+        masked = seen[lo : lo + rows_at_once].tocoo()
+        dense[masked.row, masked.col] = 0.0
+        if dense.shape[1] > k:
+            kth = np.partition(dense, dense.shape[1] - k, axis=1)[:, dense.shape[1] - k]
+            r, j = np.nonzero((dense >= kth[:, None]) & (dense > 0))
+        else:
+            r, j = np.nonzero(dense > 0)
+        parts.append((r.astype(np.int64) + lo, j.astype(np.int64), dense[r, j]))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, block.dtype)
+    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
 def strongest_contributors(

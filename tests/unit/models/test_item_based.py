@@ -259,3 +259,40 @@ def test_several_measures_in_one_pass_give_each_measures_own_lists(spark: SparkS
             alone.orderBy(C.USER_ID, C.RANK),
             ignore_nullable=True,  # the one-pass union and joins are nullable
         )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dense_and_sparse_candidate_selection_give_the_same_top_k(monkeypatch, seed):
+    """Blocks of scores dense enough are selected from as dense arrays in slices of rows:
+    the top k of every row (score desc, tie key asc) must equal the sparse path's, ties
+    at the k-th score, seen pairs, negative scores and short rows included."""
+    import scipy.sparse as sp
+
+    from recsys_spark.models import item_based
+    from recsys_spark.similarity.top_k import top_k_per_group
+
+    rng = np.random.default_rng(seed)
+    users, items, k = 37, 60, 5
+    # few distinct values: many ties; some negative; some rows nearly empty
+    values = rng.integers(-2, 6, (users, items)).astype(np.float64) / 4
+    values[rng.random((users, items)) < 0.4] = 0.0
+    values[3, :] = 0.0
+    values[4, :2] = 1.0
+    values[4, 2:] = 0.0
+    block = sp.csr_matrix(values)
+    seen = sp.csr_matrix((rng.random((users, items)) < 0.2).astype(np.float64))
+    tie = rng.permutation(items)
+
+    def top(share: float, cells: int):
+        monkeypatch.setattr(item_based, "DENSE_SHARE", share)
+        monkeypatch.setattr(item_based, "DENSE_CELLS", cells)
+        r, j, s = item_based.unseen_candidates(block, seen, k)
+        picked, rank = top_k_per_group(r, s, tie[j], k)
+        return sorted(zip(r[picked], j[picked], s[picked], rank, strict=True))
+
+    sparse = top(1.0, 8_000_000)
+    assert sparse  # the example has candidates
+    assert {(u, i) for u, i, _, _ in sparse}.isdisjoint(zip(*seen.nonzero(), strict=True))
+    assert all(score > 0 for _, _, score, _ in sparse)
+    for cells in (items * 7, items * users, 10):  # slices of 7 rows, one slice, one row
+        assert top(0.0, cells) == sparse
