@@ -47,7 +47,7 @@ DENSE_SHARE = 0.15
 DENSE_CELLS = 8_000_000
 NEIGHBOURHOODS = ("candidate", "history")
 
-PAIRS_PER_CHUNK = 20_000  # (user, item) pairs whose reason is found at a time
+ENTRIES_PER_CHUNK = 2_000_000  # history entries looked up at a time by the reasons
 _SCORED_SCHEMA = (
     "user_idx int, user_id string, item_idx int, rank int, score double, because_idx int, "
     "_model_pos int"
@@ -416,7 +416,6 @@ def _score_users(
     seen.data[:] = 1.0  # repeated pairs were summed
     for position, (indptr, indices, data) in enumerate(arrays):
         sim = sp.csr_matrix((data, indices, indptr), shape=shape)
-        sim_t = sim.T.tocsr()  # candidate x history item: each candidate's contributors
         for start in range(0, len(user_idx), USERS_PER_CHUNK):
             stop = min(start + USERS_PER_CHUNK, len(user_idx))
             block = history[start:stop] @ sim
@@ -425,7 +424,7 @@ def _score_users(
             top, rank = top_k_per_group(r, s, tie_rank[j], top_n)
             if not len(top):
                 continue
-            because = strongest_contributors(history, sim_t, r[top], j[top])
+            because = strongest_contributors(history, sim, r[top], j[top])
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(user_idx[r[top]], pa.int32()),
@@ -486,21 +485,48 @@ def unseen_candidates(
 
 
 def strongest_contributors(
-    history: sp.csr_matrix, sim_t: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
+    history: sp.csr_matrix, sim: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
 ) -> np.ndarray:
     """For each pair (`rows[p]`, `cols[p]`): the history item h with the largest positive
-    contribution `history[row, h] * sim_t[col, h]` to the pair's score (ties: the smaller
+    contribution `history[row, h] * sim[h, col]` to the pair's score (ties: the smaller
     item index), or -1 when nothing contributes positively. The reason of a
-    recommendation: "because you liked h"."""
+    recommendation: "because you liked h".
+
+    `sim` is history item x candidate. Each pair looks its history items up in `sim`
+    (a binary search among its sorted entries): the cost follows the histories'
+    lengths, not the candidates' columns, which for EASE's weights hold thousands of
+    entries for a popular item."""
     out = np.full(len(rows), -1, dtype=np.int64)
-    for start in range(0, len(rows), PAIRS_PER_CHUNK):
-        stop = min(start + PAIRS_PER_CHUNK, len(rows))
-        contrib = history[rows[start:stop]].multiply(sim_t[cols[start:stop]]).tocsr()
-        pair = np.repeat(np.arange(stop - start), np.diff(contrib.indptr))
-        keep = contrib.data > 0
-        pair, item, value = pair[keep], contrib.indices[keep], contrib.data[keep]
+    if not len(rows) or not sim.nnz:
+        return out
+    if not sim.has_sorted_indices:
+        sim = sim.sorted_indices()
+    width = np.int64(sim.shape[1])
+    # Every entry of `sim` as one sorted key (row-major position).
+    keys = np.repeat(np.arange(sim.shape[0], dtype=np.int64), np.diff(sim.indptr)) * width
+    keys += sim.indices
+    lengths = np.diff(history.indptr)[rows]
+    ends = np.cumsum(lengths)
+    start = 0
+    while start < len(rows):
+        # pairs whose history entries add up to at most ENTRIES_PER_CHUNK (one at least)
+        stop = max(
+            start + 1,
+            int(np.searchsorted(ends, ends[start] - lengths[start] + ENTRIES_PER_CHUNK, "right")),
+        )
+        chosen = history[rows[start:stop]]
+        pair = np.repeat(np.arange(stop - start), np.diff(chosen.indptr))
+        item = chosen.indices.astype(np.int64)
+        wanted = item * width + cols[start:stop][pair]
+        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        found = keys[at] == wanted
+        value = chosen.data[found] * sim.data[at[found]]
+        pair, item = pair[found], item[found]
+        keep = value > 0
+        pair, item, value = pair[keep], item[keep], value[keep]
         order = np.lexsort((item, -value, pair))
         pair, item = pair[order], item[order]
         first = np.r_[True, pair[1:] != pair[:-1]] if len(pair) else np.zeros(0, bool)
         out[start + pair[first]] = item[first]
+        start = stop
     return out

@@ -18,11 +18,40 @@ from tests.unit.models.test_item_based import AFFINITY_SCHEMA, SIM_SCHEMA, _sim_
 def test_strongest_contributors_pick_the_largest_positive_term():
     history = sp.csr_matrix(np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]))
     sim = np.array([[0.0, 0.5, 0.9], [0.3, 0.0, 0.4], [0.2, -0.1, 0.0]])  # history x candidate
-    sim_t = sp.csr_matrix(sim.T)
     rows, cols = np.array([0, 0, 1, 1]), np.array([2, 0, 1, 0])
     # user 0, item 2: 1*0.9 vs 2*0.4 -> item 0; user 0, item 0: only 2*0.3 -> item 1;
     # user 1, item 1: 1*(-0.1) is no reason -> -1; user 1, item 0: 1*0.2 -> item 2.
-    assert strongest_contributors(history, sim_t, rows, cols).tolist() == [0, 1, -1, 2]
+    got = strongest_contributors(history, sp.csr_matrix(sim), rows, cols)
+    assert got.tolist() == [0, 1, -1, 2]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_strongest_contributors_equal_a_brute_force_reference(monkeypatch, seed):
+    """Random histories and weights with ties, in chunks of a few entries and in one:
+    each pair's reason is the argmax of its positive terms, the smaller item on a tie."""
+    from recsys_spark.models import item_based
+
+    rng = np.random.default_rng(seed)
+    users, items = 30, 25
+    history = np.where(rng.random((users, items)) < 0.3, rng.integers(1, 3, (users, items)), 0)
+    sim = np.where(rng.random((items, items)) < 0.5, rng.integers(-2, 4, (items, items)), 0)
+    rows = rng.integers(0, users, 200)
+    cols = rng.integers(0, items, 200)
+    want = []
+    for row, col in zip(rows, cols, strict=True):
+        terms = history[row] * sim[:, col].astype(float)
+        want.append(int(np.argmax(terms)) if terms.max() > 0 else -1)  # argmax: first max
+    weights = sp.csr_matrix(sim.astype(np.float32))
+    unsorted = weights.copy()  # each row's entries reversed: indices not sorted
+    for lo, hi in zip(unsorted.indptr[:-1], unsorted.indptr[1:], strict=True):
+        unsorted.indices[lo:hi] = unsorted.indices[lo:hi][::-1].copy()
+        unsorted.data[lo:hi] = unsorted.data[lo:hi][::-1].copy()
+    unsorted.has_sorted_indices = False
+    for chunk in (3, 1_000_000):  # a few pairs at a time, and all at once
+        monkeypatch.setattr(item_based, "ENTRIES_PER_CHUNK", chunk)
+        for matrix in (weights, unsorted):
+            got = strongest_contributors(sp.csr_matrix(history.astype(float)), matrix, rows, cols)
+            assert got.tolist() == want
 
 
 @pytest.mark.parametrize("neighbourhood", ["candidate", "history"])
