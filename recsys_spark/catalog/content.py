@@ -289,7 +289,7 @@ def blend_content(
             F.lit(0).cast("long").alias(C.COOCCURRENCE),
             F.lit(SOURCE_CONTENT).alias(C.SOURCE),
         )
-    ).localCheckpoint(eager=True)  # read twice: the items it touches, and its rows
+    )
     columns = added.columns
     touched = F.broadcast(added.select(C.ITEM_IDX).distinct())
     kept = behaviour.join(touched, C.ITEM_IDX, "left_anti").select(*columns)
