@@ -3,8 +3,10 @@
 A catalogue file is a snapshot (full or partial) of the items, not a log: every run reads
 the configured files whole, quarantines the rows that fail validation (with a reason,
 the raw row and the file), collapses exact repeats, and MERGEs the rest into `items`
-(by item id) or `exclusions` (by user and item). A rerun of an unchanged file commits
-nothing, so the table's Delta versions are its change history. A batch with too many
+(by item id) or `exclusions` (by user and item). A run whose files (paths, sizes,
+modification times) and settings are those of the batch that last wrote the table does
+not read them again; a file rewritten with the same rows is read and commits nothing,
+so the table's Delta versions are its change history. A batch with too many
 bad rows is refused (nothing merged; its rows stay in quarantine as `refused`), and
 every batch writes one `catalog_batches` row whose counts must add up:
 `rows_read = rows_valid + duplicates + rows_quarantined`.
@@ -59,7 +61,9 @@ class CatalogReport:
     updated: int = 0
     deactivated: int = 0
     table_version: int | None = None
-    status: str = "merged"  # merged | unchanged | refused
+    # merged | unchanged | refused; skipped (not stored): files and settings as in the
+    # batch that left the table as it is, not read again
+    status: str = "merged"
 
     @property
     def reconciled(self) -> bool:
@@ -128,7 +132,20 @@ def _ingest(
     files = list_source_files(spark, spec.source, DEFAULT_EXTENSIONS[spec.format]).files
     if not files:
         raise SourceError(f"catalog.{kind.name}.source {spec.source} holds no {spec.format} file")
-    batch_id = _batch_id(kind.name, files)
+    batch_id = _batch_id(kind.name, files, spec)
+    version = _version_left_by(spark, storage, kind, batch_id)
+    if version is not None:
+        log.info(
+            "catalog.%s: %d file(s) and settings as in batch %s, and %s still at the version "
+            "it left (%d): not read again",
+            kind.name,
+            len(files),
+            batch_id,
+            kind.table,
+            version,
+        )
+        return CatalogReport(kind.name, batch_id, len(files), 0, 0, 0, 0, table_version=version,
+                             status="skipped")  # fmt: skip
     paths = [f.path for f in files]
     names = _file_columns(spark, spec, paths)
     mapped = [c for c in vars(spec.columns).values() if c]  # type: ignore[attr-defined]
@@ -479,9 +496,31 @@ def _log_batch(
     return report
 
 
-def _batch_id(kind: str, files: list) -> str:
+def _batch_id(kind: str, files: list, spec: CatalogFile) -> str:
+    """The batch's files (paths, sizes, modification times) and the settings that read them."""
     signature = "\n".join(f"{f.path}|{f.size_bytes}|{f.modified_at.isoformat()}" for f in files)
-    return hashlib.md5(f"{kind}\n{signature}".encode()).hexdigest()[:16]
+    return hashlib.md5(f"{kind}\n{spec!r}\n{signature}".encode()).hexdigest()[:16]
+
+
+def _version_left_by(
+    spark: SparkSession, storage: StorageConfig, kind: _Kind, batch_id: str
+) -> int | None:
+    """The version of `kind`'s table if it still holds what batch `batch_id` left there
+    (the batch was merged, or found nothing to merge, and nothing has written the table
+    since); None when the batch is new, was refused, or the table has moved on."""
+    log_path = storage.table(tables.CATALOG_BATCHES)
+    if not delta.table_exists(spark, log_path):
+        return None
+    left = (
+        delta.read_table(spark, log_path)
+        .filter((F.col(C.BATCH_ID) == batch_id) & F.col("status").isin("merged", "unchanged"))
+        .select("table_version")
+        .collect()
+    )
+    if not left or left[0][0] is None:
+        return None
+    version = delta.table_version(spark, storage.table(kind.table))
+    return version if version == left[0][0] else None
 
 
 _KINDS = {

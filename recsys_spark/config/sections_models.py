@@ -155,7 +155,8 @@ class EaseConfig:
             raise ConfigError("ease.l2 must be positive")
         if self.precision not in EASE_PRECISIONS:
             raise ConfigError(
-                f"ease.precision must be one of {', '.join(EASE_PRECISIONS)}; got {self.precision!r}"
+                f"ease.precision must be one of {', '.join(EASE_PRECISIONS)}; "
+                f"got {self.precision!r}"
             )
         if self.max_items <= 0:
             raise ConfigError("ease.max_items must be positive")

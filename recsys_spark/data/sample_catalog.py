@@ -17,6 +17,7 @@ Draws use their own seed stream (`spawn_key=(3,)`), so the log's other draws do 
 
 from __future__ import annotations
 
+import filecmp
 import os
 import tempfile
 from collections.abc import Callable
@@ -129,13 +130,21 @@ def write_catalog(frame: pd.DataFrame, path: str | Path) -> Path:
 
 def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call `write` on a temporary file beside `path`, then make it `path` (os.replace):
-    readers see the old file or the whole new one, never a part. Parents are created."""
+    readers see the old file or the whole new one, never a part. Parents are created.
+
+    A file equal byte for byte to the one already at `path` is dropped and the old one
+    kept with its modification time: the ingest, which takes a file with a new time as
+    new, does not read the same rows again (the demo's next night finds nothing new).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            Path(tmp).unlink()
+            return path
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def by_id(spark, storage: StorageConfig) -> dict[str, dict]:
 
 def test_items_are_parsed_merged_and_a_rerun_commits_nothing(spark, tmp_path):
     storage = StorageConfig(root=str(tmp_path / "lake"))
-    cfg = items_cfg(write(tmp_path / "items.csv", ROWS))
+    path = write(tmp_path / "items.csv", ROWS)
+    cfg = items_cfg(path)
     [report] = ingest(spark, cfg, storage, now=NOW)
     assert (report.rows_read, report.rows_valid, report.inserted) == (4, 4, 4)
     items = by_id(spark, storage)
@@ -66,10 +68,23 @@ def test_items_are_parsed_merged_and_a_rerun_commits_nothing(spark, tmp_path):
     assert items["i3"]["available_until"] == datetime(2026, 4, 20)
     assert items["i1"]["attributes"] == {"price": "10"}
     assert items["i4"]["attributes"] == {}  # an empty attribute is not kept
-    version = delta.table_version(spark, storage.table(tables.ITEMS))
+    versions = lambda: [  # noqa: E731
+        delta.table_version(spark, storage.table(t)) for t in (tables.ITEMS, tables.CATALOG_BATCHES)
+    ]
+    before = versions()
+    # The same file and settings, the table as the batch left it: not read at all.
     [again] = ingest(spark, cfg, storage, now=NOW)
-    assert again.status == "unchanged" and again.inserted == again.updated == 0
-    assert delta.table_version(spark, storage.table(tables.ITEMS)) == version
+    assert (again.status, again.rows_read, again.table_version) == ("skipped", 0, before[0])
+    assert versions() == before
+    # The same rows written again (a new modification time), or other settings: read,
+    # and nothing to merge.
+    os.utime(path, (NOW.timestamp(), NOW.timestamp()))
+    [rewritten] = ingest(spark, cfg, storage, now=NOW)
+    [reread] = ingest(spark, items_cfg(path, snapshot="full"), storage, now=NOW)
+    for report in (rewritten, reread):
+        counts = (report.rows_read, report.inserted, report.updated)
+        assert report.status == "unchanged" and counts == (4, 0, 0)
+    assert versions()[0] == before[0]
 
 
 def test_a_partial_snapshot_updates_and_inserts_and_a_full_one_deactivates(spark, tmp_path):

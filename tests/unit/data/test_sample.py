@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -355,6 +356,16 @@ def test_write_replaces_existing_file_atomically(tmp_path: Path) -> None:
     write_sample(SMALL, target)
     assert target.read_text().startswith(",".join(COLUMNS))
     assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]  # no temp file left
+
+
+def test_writing_the_same_sample_again_keeps_the_file_and_its_time(tmp_path: Path) -> None:
+    target = write_sample(SMALL, tmp_path / "log.csv")
+    os.utime(target, (1_000_000_000, 1_000_000_000))  # as if written long ago
+    write_sample(SMALL, target)
+    assert target.stat().st_mtime == 1_000_000_000  # the ingest finds nothing new
+    assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]
+    write_sample(dataclasses.replace(SMALL, seed=SMALL.seed + 1), target)  # other rows: replaced
+    assert target.stat().st_mtime > 1_000_000_000
 
 
 def test_catalogue_matches_the_log_new_items_start_late_withdrawn_ones_stop(tmp_path: Path) -> None:
