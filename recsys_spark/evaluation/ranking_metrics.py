@@ -25,7 +25,8 @@ together with vectorised numpy (`user_pass`), the one implementation behind
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -35,6 +36,8 @@ from recsys_spark.evaluation._kernels import user_pass as up
 from recsys_spark.evaluation._kernels.frames import per_user_pass, tagged_rows
 
 N_RELEVANT = "n_relevant"
+# ranking_metrics_of_lists: the list's name, and the key of a list's user (name, NUL, user)
+_LIST, _KEY, _SEP = "_list", "_list_user", "\u0000"
 METRICS_AT_K = up.METRICS_AT_K
 metric_names = up.metric_names
 
@@ -126,6 +129,58 @@ def ranking_metrics(
         relevance_col=relevance_col,
     )
     return mean_metrics(per_user, metric_names(ks))
+
+
+def ranking_metrics_of_lists(
+    lists: Mapping[str, DataFrame],
+    relevant: DataFrame,
+    *,
+    ks: Sequence[int] = (5, 10, 20),
+) -> dict[str, dict[str, float]]:
+    """`ranking_metrics` of each of several lists against the same held-out pairs, in one
+    Spark pass instead of one per list.
+
+    Parameters
+    ----------
+    lists
+        Name -> top-N lists `user_id`, `item_id`, `rank`.
+    relevant
+        Held-out pairs `user_id`, `item_id`, the same for every list.
+    ks
+        Cut-offs (default 5, 10, 20).
+
+    Returns
+    -------
+    dict[str, dict[str, float]]
+        Name -> what `ranking_metrics` gives for that list alone. Each list's users are
+        told apart by a key of the list's name and the user; the relevant pairs are
+        repeated for every name (a user without a list still scores 0 in each).
+    """
+    ks = _check_ks(ks)
+    names = list(lists)
+    if not names:
+        return {}
+    key = F.concat_ws(_SEP, _LIST, C.USER_ID).alias(_KEY)
+    recs = reduce(
+        DataFrame.unionByName,
+        [lists[n].select(F.lit(n).alias(_LIST), C.USER_ID, C.ITEM_ID, C.RANK) for n in names],
+    )
+    tags = relevant.sparkSession.createDataFrame([(n,) for n in names], f"{_LIST} string")
+    pairs = relevant.select(C.USER_ID, C.ITEM_ID).crossJoin(F.broadcast(tags))
+    per_user = per_user_ranking_metrics(
+        recs.select(key, C.ITEM_ID, C.RANK), pairs.select(key, C.ITEM_ID), ks=ks, user_col=_KEY
+    )
+    metrics = metric_names(ks)
+    rows = (
+        per_user.groupBy(F.substring_index(_KEY, _SEP, 1).alias(_LIST))
+        .agg(*[F.avg(m).alias(m) for m in metrics], F.count(F.lit(1)).alias("users_evaluated"))
+        .collect()
+    )
+    found = {r[_LIST]: r.asDict() for r in rows}
+    return {
+        n: {m: float(found.get(n, {}).get(m) or 0.0) for m in (*metrics, "users_evaluated")}
+        for n in names
+    }
 
 
 def mean_metrics(per_user: DataFrame, names: Sequence[str]) -> dict[str, float]:

@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.evaluation.ranking_metrics import ranking_metrics
+from recsys_spark.evaluation.ranking_metrics import ranking_metrics_of_lists
 from recsys_spark.logs import get_logger
 from recsys_spark.models.hybrid import blend_ranked_lists
 
@@ -22,10 +22,17 @@ def metric_cutoff(metric: str, default_k: int) -> int:
     return int(match.group(1)) if match else default_k
 
 
-def validation_score(lists: DataFrame, validation: DataFrame, *, metric: str, k: int) -> float:
-    """`metric` of `lists` (cut at `k`) against the held-out pairs `validation`."""
-    top = lists.filter(F.col(C.RANK) <= k).select(C.USER_ID, C.ITEM_ID, C.RANK)
-    return ranking_metrics(top, validation.select(C.USER_ID, C.ITEM_ID), ks=(k,))[metric]
+def validation_scores(
+    lists: Mapping[str, DataFrame], validation: DataFrame, *, metric: str, k: int
+) -> dict[str, float]:
+    """`metric` of each of `lists` (cut at `k`) against the held-out pairs `validation`,
+    all in one Spark pass."""
+    tops = {
+        name: rows.filter(F.col(C.RANK) <= k).select(C.USER_ID, C.ITEM_ID, C.RANK)
+        for name, rows in lists.items()
+    }
+    scored = ranking_metrics_of_lists(tops, validation.select(C.USER_ID, C.ITEM_ID), ks=(k,))
+    return {name: scored[name][metric] for name in lists}
 
 
 def tune_blend_weight(
@@ -40,14 +47,21 @@ def tune_blend_weight(
 ) -> tuple[float, dict[float, float]]:
     """The weight of `first` whose blend scores best on `validation` (ties: listed first).
 
-    Returns the best weight and the score of every weight tried.
+    Every weight's blend is scored in one pass, on the validation users only (a blend is
+    made user by user). Returns the best weight and the score of every weight tried.
     """
     if not weights:
         raise ValueError("no blend weights to try")
+    users = validation.select(C.USER_ID).distinct()
+    first, second = (rows.join(users, C.USER_ID, "left_semi") for rows in (first, second))
+    blends = {
+        str(i): blend_ranked_lists(first, second, weight=w, depth=depth, n=k)
+        for i, w in enumerate(weights)
+    }
+    by_index = validation_scores(blends, validation, metric=metric, k=k)
     scores: dict[float, float] = {}
-    for weight in weights:
-        blended = blend_ranked_lists(first, second, weight=weight, depth=depth, n=k)
-        scores[weight] = validation_score(blended, validation, metric=metric, k=k)
+    for i, weight in enumerate(weights):
+        scores[weight] = by_index[str(i)]
         log.info("hybrid weight %.2f: validation %s %.4f", weight, metric, scores[weight])
     best = max(weights, key=lambda w: (scores[w], -list(weights).index(w)))
     return best, scores

@@ -51,7 +51,7 @@ from recsys_spark.pipeline.champion import (
     choose_champion,
     metric_cutoff,
     tune_blend_weight,
-    validation_score,
+    validation_scores,
 )
 from recsys_spark.pipeline.fits import (
     final_lists,
@@ -358,15 +358,11 @@ class Night:
             # On the lists the rules leave, as they would be served; only the validation
             # users' lists are judged (the rules' cost grows with the rows they read).
             val_users = validation.select(C.USER_ID).distinct()
-            self.scores = {
-                model: validation_score(
-                    apply_rules(rows.join(val_users, C.USER_ID, "left_semi"), self.rules, depth),
-                    validation,
-                    metric=nc.gate_metric,
-                    k=k,
-                )
+            judged = {
+                model: apply_rules(rows.join(val_users, C.USER_ID, "left_semi"), self.rules, depth)
                 for model, rows in lists.items()
             }
+            self.scores = validation_scores(judged, validation, metric=nc.gate_metric, k=k)
             self.champion = choose_champion(self.scores)
             m.update({f"validation.{name}": v for name, v in self.scores.items()})
             m.update({f"hybrid_weight_{w:g}": v for w, v in by_weight.items()})

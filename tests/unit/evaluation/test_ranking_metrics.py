@@ -16,6 +16,7 @@ from recsys_spark.evaluation.ranking_metrics import (
     metric_names,
     per_user_ranking_metrics,
     ranking_metrics,
+    ranking_metrics_of_lists,
 )
 
 RECS = T.StructType(
@@ -212,6 +213,23 @@ def test_nulls_are_ignored_and_ties_break_by_item(spark: SparkSession) -> None:
     assert got["hit_rate_at_1"] == 0.0
     assert got["mrr_at_2"] == 0.5
     assert got["ndcg_at_2"] == pytest.approx(1.0 / math.log2(3))
+
+
+def test_several_lists_in_one_pass_score_as_each_alone(spark: SparkSession) -> None:
+    # Three random lists (nulls, ties, repeats, relevant users without a list) against
+    # one set of relevant pairs, and a list with no rows at all.
+    recs, rel = random_case(11)
+    relevant = to_spark(spark, recs, rel)[1]
+    lists = {f"m{seed}": to_spark(spark, random_case(seed)[0], rel)[0] for seed in (11, 12, 13)}
+    lists["empty"] = spark.createDataFrame([], RECS)
+    got = ranking_metrics_of_lists(lists, relevant, ks=(3, 10))
+    assert list(got) == ["m11", "m12", "m13", "empty"]
+    for name, recs in lists.items():
+        assert_close(got[name], ranking_metrics(recs, relevant, ks=(3, 10)))
+    assert got["empty"]["users_evaluated"] == got["m11"]["users_evaluated"] > 0
+    assert got["m12"] != got["m13"]  # each list scored apart
+    nothing = ranking_metrics_of_lists(lists, spark.createDataFrame([], REL), ks=(5,))
+    assert all(v == 0.0 for m in nothing.values() for v in m.values())
 
 
 def test_per_user_frame_columns(spark: SparkSession) -> None:
