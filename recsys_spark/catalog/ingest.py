@@ -144,8 +144,10 @@ def _ingest(
             kind.table,
             version,
         )
-        return CatalogReport(kind.name, batch_id, len(files), 0, 0, 0, 0, table_version=version,
-                             status="skipped")  # fmt: skip
+        nothing = (0, 0, 0, 0)  # rows read, valid, repeats, quarantined
+        return CatalogReport(
+            kind.name, batch_id, len(files), *nothing, table_version=version, status="skipped"
+        )
     paths = [f.path for f in files]
     names = _file_columns(spark, spec, paths)
     mapped = [c for c in vars(spec.columns).values() if c]  # type: ignore[attr-defined]
