@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import reduce
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
@@ -170,28 +170,37 @@ def ranking_metrics_of_lists(
     per_user = per_user_ranking_metrics(
         recs.select(key, C.ITEM_ID, C.RANK), pairs.select(key, C.ITEM_ID), ks=ks, user_col=_KEY
     )
-    metrics = metric_names(ks)
-    rows = (
-        per_user.groupBy(F.substring_index(_KEY, _SEP, 1).alias(_LIST))
-        .agg(*[F.avg(m).alias(m) for m in metrics], F.count(F.lit(1)).alias("users_evaluated"))
-        .collect()
-    )
-    found = {r[_LIST]: r.asDict() for r in rows}
-    return {
-        n: {m: float(found.get(n, {}).get(m) or 0.0) for m in (*metrics, "users_evaluated")}
-        for n in names
-    }
+    by_list = _means(per_user, metric_names(ks), by=F.substring_index(_KEY, _SEP, 1))
+    return {n: by_list.get(n) or _means_of_nothing(metric_names(ks)) for n in names}
 
 
 def mean_metrics(per_user: DataFrame, names: Sequence[str]) -> dict[str, float]:
     """Average the columns `names` of a per-user frame; adds `users_evaluated`."""
-    row = per_user.agg(
-        *[F.avg(n).alias(n) for n in names], F.count(F.lit(1)).alias("users_evaluated")
-    ).first()
-    values = row.asDict() if row else {}
-    result = {n: float(values.get(n) or 0.0) for n in names}
-    result["users_evaluated"] = float(values.get("users_evaluated") or 0)
-    return result
+    return _means(per_user, names).get(None) or _means_of_nothing(names)
+
+
+def _means(
+    per_user: DataFrame, names: Sequence[str], by: Column | None = None
+) -> dict[str | None, dict[str, float]]:
+    """The columns `names` averaged, and `users_evaluated`, per value of `by` (one action);
+    without `by`, one group keyed None."""
+    keys = [] if by is None else [by.alias(_LIST)]
+    rows = (
+        per_user.groupBy(*keys)
+        .agg(*[F.avg(n).alias(n) for n in names], F.count(F.lit(1)).alias("users_evaluated"))
+        .collect()
+    )
+    return {
+        (None if by is None else r[_LIST]): {
+            n: float(r[n] or 0.0) for n in (*names, "users_evaluated")
+        }
+        for r in rows
+    }
+
+
+def _means_of_nothing(names: Sequence[str]) -> dict[str, float]:
+    """What a list scores with no relevant pair: every metric 0, nobody evaluated."""
+    return {n: 0.0 for n in (*names, "users_evaluated")}
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
