@@ -70,6 +70,7 @@ def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
         "spark.ui.enabled": str(cfg.ui_enabled).lower(),
         # Small Delta logs in local runs: a 50-partition state reconstruction is pure overhead.
         "spark.databricks.delta.snapshotPartitions": str(max(cfg.shuffle_partitions, 1)),
+        **LOCAL_FILES,
     }
     if not cfg.codegen:
         # Interpreted queries: no Java source generated, compiled and JIT-compiled per query
@@ -92,6 +93,19 @@ def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
     spark.sparkContext.setLogLevel(cfg.log_level)
     _quiet_deliberate_warnings(spark)
     return spark
+
+
+# Local paths (`file:`) through Hadoop's raw local file system, without its `.crc` side
+# files. The checksummed default writes a `.crc` beside every data and log file, and
+# without Hadoop's native library (pyspark ships none) sets each file's permissions and
+# follows each rename by starting a `chmod` or `readlink` process: about 170 processes
+# for one small ingest batch (seven Delta commits), 3 ms each. Raw: half as many, and a
+# warm batch 8-10% faster (BENCHMARKS.md, test tiers). Delta keeps its own checksums of
+# the log; Parquet checks its pages. Other schemes (hdfs:, s3a:, abfss:) are unaffected.
+LOCAL_FILES = {
+    "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+    "spark.hadoop.fs.AbstractFileSystem.file.impl": "org.apache.hadoop.fs.local.RawLocalFs",
+}
 
 
 # Loggers whose warnings describe what the code does on purpose. WindowExec warns of every

@@ -36,3 +36,15 @@ def test_a_local_session_gets_the_configured_jvm_options_and_codegen_switch(spar
     jvm = spark.sparkContext._jvm
     beans = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
     assert sorted(str(b.getName()) for b in beans) == ["PS MarkSweep", "PS Scavenge"]
+
+
+def test_local_tables_are_written_without_checksum_side_files(spark, tmp_path):
+    # The raw local file system: a Delta write leaves its data and log files and no `.crc`
+    # beside them (the checksummed default writes one per file, each behind a `chmod`).
+    path = str(tmp_path / "table")
+    spark.range(3).write.format("delta").save(path)
+    spark.range(2).write.format("delta").mode("append").save(path)
+    names = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(n.endswith(".parquet") for n in names) and "00000000000000000001.json" in names
+    assert [n for n in names if n.endswith(".crc") and n.startswith(".")] == []
+    assert spark.read.format("delta").load(path).count() == 5
