@@ -20,6 +20,7 @@ every rule off (or nothing to apply them to) the rules change nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ log = get_logger(__name__)
 
 AVAILABILITY, EXCLUSIONS, CATEGORY_CAP = "availability", "exclusions", "category_cap"
 RULE_NAMES = (AVAILABILITY, EXCLUSIONS, CATEGORY_CAP)
+_OF = "_of"  # the name of the judged frame a removed candidate came from
 RULE = "_rule"  # the rule that removed a candidate (null: kept); "unused" past the list's end
 UNUSED = "unused"
 _NEW_RANK = "_new_rank"
@@ -235,9 +237,22 @@ def kept_rows(judged: DataFrame, columns: list[str]) -> DataFrame:
 
 def removed_counts(judged: DataFrame) -> dict[str, int]:
     """Candidates each rule removed before the lists were full (zeros included)."""
-    rows = judged.filter(F.col(RULE).isin(*RULE_NAMES)).groupBy(RULE).count().collect()
-    found = {r[RULE]: int(r["count"]) for r in rows}
-    return {name: found.get(name, 0) for name in RULE_NAMES}
+    return removed_counts_per({"": judged})[""]
+
+
+def removed_counts_per(judged: Mapping[str, DataFrame]) -> dict[str, dict[str, int]]:
+    """`removed_counts` of several `judge` outputs (name -> frame) in one Spark action."""
+    removed = None
+    for name, frame in judged.items():
+        rows = frame.filter(F.col(RULE).isin(*RULE_NAMES)).select(
+            F.lit(name).alias(_OF), F.col(RULE)
+        )
+        removed = rows if removed is None else removed.unionByName(rows)
+    found: dict[tuple[str, str], int] = {}
+    if removed is not None:
+        counted = removed.groupBy(_OF, RULE).count().collect()
+        found = {(r[_OF], r[RULE]): int(r["count"]) for r in counted}
+    return {name: {rule: found.get((name, rule), 0) for rule in RULE_NAMES} for name in judged}
 
 
 def eligible_items(popular: DataFrame, rules: Rules) -> DataFrame:

@@ -16,6 +16,7 @@ models evaluated against the same training pairs share one packing of X
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import columns as C
-from recsys_spark.catalog.rules import NO_RULES, Rules, judge, kept_rows, removed_counts
+from recsys_spark.catalog.rules import NO_RULES, Rules, judge, kept_rows, removed_counts_per
 from recsys_spark.config import EvaluationConfig
 from recsys_spark.evaluation._kernels.frames import run_passes, tagged_rows, training_pieces
 from recsys_spark.evaluation.breakdown import (
@@ -40,6 +41,8 @@ from recsys_spark.logs import get_logger, stage
 from recsys_spark.models.popularity import popular_items, recommend_popular
 
 log = get_logger(__name__)
+
+_OF = "_model"  # the model a row of several models' lists belongs to
 
 
 @dataclass(frozen=True)
@@ -307,34 +310,39 @@ def evaluate_lists(
         }
     with stage(log, "training pairs packed for every model"):
         prepared = prepare_training(train)
+    held: list[DataFrame] = []  # persisted here, unpersisted at the end
     try:
+        scored = {}  # the lists each model is scored on: after the rules, if any
+        judged_by = {}
         for model, recs in lists.items():
-            # evaluate_model reads the lists once (one Spark action): no cache needed.
+            lists_only = recs.select(C.USER_ID, C.ITEM_ID, C.RANK)
+            if rules.active:
+                judged = judged_by[model] = judge(lists_only, rules, depth).cache()
+                held.append(judged)
+                lists_only = kept_rows(judged, [C.USER_ID, C.ITEM_ID, C.RANK])
+            elif cold is not None:
+                # Read twice (the cold items' pass, then the metrics'): held, so that lists
+                # computed on the fly (the most-popular baseline) are not computed twice.
+                lists_only = lists_only.persist()
+                held.append(lists_only)
+            scored[model] = lists_only
+        # One Spark action each for every model's rule counts and cold-item metrics; they
+        # fill the caches that each model's metric pass then reads.
+        if rules.active:
+            with stage(log, f"rules judged for {len(judged_by)} models"):
+                doc["rules"]["removed"] = removed_counts_per(judged_by)
+        if cold is not None:
+            with stage(log, f"cold items of {len(scored)} models"):
+                doc["cold_items"]["models"] = cold_item_metrics_per(scored, test, cold, k=params.k)
+        for model, lists_only in scored.items():
             with stage(log, f"evaluate {model}"):
-                lists_only = recs.select(C.USER_ID, C.ITEM_ID, C.RANK)
-                judged = None
-                if rules.active:
-                    judged = judge(lists_only, rules, depth).cache()
-                    doc["rules"]["removed"][model] = removed_counts(judged)
-                    lists_only = kept_rows(judged, [C.USER_ID, C.ITEM_ID, C.RANK])
-                elif cold is not None:
-                    # Read by two actions (the metrics' pass, then the cold items'): held
-                    # by the first, so lists computed on the fly (the most-popular
-                    # baseline) are not computed twice.
-                    lists_only = lists_only.persist()
                 result = evaluate_model(lists_only, prepared, test, params, ks=cutoffs)
-                if cold is not None:
-                    doc["cold_items"]["models"][model] = cold_item_metrics(
-                        lists_only, test, cold, k=params.k
-                    )
-                if judged is not None:
-                    judged.unpersist()
-                elif cold is not None:
-                    lists_only.unpersist()
             doc["models"][model] = result.metrics
             doc["breakdowns"][model] = result.breakdowns
             doc["curves"][model] = result.curves
     finally:
+        for frame in held:
+            frame.unpersist()
         prepared.unpersist()
         if cold is not None:
             cold.unpersist()
@@ -351,23 +359,47 @@ def new_items(train: DataFrame, test: DataFrame, min_interactions: int) -> DataF
 def cold_item_metrics(lists: DataFrame, test: DataFrame, cold: DataFrame, *, k: int) -> dict:
     """Recall of the new items' test pairs in the top `k` (hits / their test pairs) and
     their exposure (share of the top-`k` slots they fill), over the users with lists."""
-    top = lists.filter(F.col(C.RANK) <= k).select(C.USER_ID, C.ITEM_ID)
-    users = top.select(C.USER_ID).distinct()
+    return cold_item_metrics_per({"": lists}, test, cold, k=k)[""]
+
+
+def cold_item_metrics_per(
+    lists: Mapping[str, DataFrame], test: DataFrame, cold: DataFrame, *, k: int
+) -> dict[str, dict]:
+    """`cold_item_metrics` of several models' lists (name -> lists) in one Spark action."""
+    top = None
+    for name, rows in lists.items():
+        part = rows.filter(F.col(C.RANK) <= k).select(F.lit(name).alias(_OF), C.USER_ID, C.ITEM_ID)
+        top = part if top is None else top.unionByName(part)
+    if top is None:
+        return {}
+    users = top.select(_OF, C.USER_ID).distinct()
+    # each model's users with lists, with their held-out pairs of new items
     pairs = test.select(C.USER_ID, C.ITEM_ID).join(cold, C.ITEM_ID, "left_semi")
-    pairs = pairs.join(users, C.USER_ID, "left_semi")
-    slots = top.join(cold.select(C.ITEM_ID, F.lit(1).alias("_cold")), C.ITEM_ID, "left").agg(
-        F.count(F.lit(1)).alias("slots"), F.count("_cold").alias("cold_slots")
+    pairs = pairs.join(users, C.USER_ID)
+    slots = (
+        top.join(cold.select(C.ITEM_ID, F.lit(1).alias("_cold")), C.ITEM_ID, "left")
+        .groupBy(_OF)
+        .agg(F.count(F.lit(1)).alias("slots"), F.count("_cold").alias("cold_slots"))
     )
     listed = top.distinct().withColumn("_hit", F.lit(1))
-    found = pairs.join(listed, [C.USER_ID, C.ITEM_ID], "left").agg(
-        F.count(F.lit(1)).alias("pairs"), F.count("_hit").alias("hits")
+    found = (
+        pairs.join(listed, [_OF, C.USER_ID, C.ITEM_ID], "left")
+        .groupBy(_OF)
+        .agg(F.count(F.lit(1)).alias("pairs"), F.count("_hit").alias("hits"))
     )
-    # Two one-row aggregates side by side: one Spark action.
-    row = slots.crossJoin(found).first()
-    n_pairs, hits = row["pairs"], row["hits"]
-    return {
-        f"cold_recall_at_{k}": hits / n_pairs if n_pairs else float("nan"),
-        f"cold_exposure_at_{k}": row["cold_slots"] / row["slots"] if row["slots"] else 0.0,
-        "cold_test_pairs": float(n_pairs),
-        "cold_hits": float(hits),
-    }
+    # A model without lists has no row: no slots, no pairs.
+    rows = {r[_OF]: r for r in slots.join(found, _OF, "full").collect()}
+    out = {}
+    for name in lists:
+        row = rows.get(name)
+        n_slots = (row["slots"] or 0) if row else 0
+        cold_slots = (row["cold_slots"] or 0) if row else 0
+        n_pairs = (row["pairs"] or 0) if row else 0
+        hits = (row["hits"] or 0) if row else 0
+        out[name] = {
+            f"cold_recall_at_{k}": hits / n_pairs if n_pairs else float("nan"),
+            f"cold_exposure_at_{k}": cold_slots / n_slots if n_slots else 0.0,
+            "cold_test_pairs": float(n_pairs),
+            "cold_hits": float(hits),
+        }
+    return out

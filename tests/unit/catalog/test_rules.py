@@ -24,6 +24,7 @@ from recsys_spark.catalog.rules import (
     judge,
     load_rules,
     removed_counts,
+    removed_counts_per,
 )
 from recsys_spark.catalog.schemas import EXCLUSIONS as EXCLUSIONS_SCHEMA
 from recsys_spark.catalog.schemas import ITEMS
@@ -86,6 +87,17 @@ def test_the_category_cap_keeps_the_best_items_of_each_category(spark):
     # u1: a (x) kept; d (x, y) capped by x; e (y) kept; f (x) capped; g (none) kept.
     assert out == {("u1", 1): "a", ("u1", 2): "e", ("u1", 3): "g", ("u2", 1): "f"}
     assert removed_counts(judge(lists, rules, 3))[CATEGORY_CAP] == 3
+    # several judged frames counted in one action, each as if alone
+    other = spark.createDataFrame(
+        [("u1", i, r, 1.0 / r) for r, i in enumerate("abcdefgz", start=1)], LISTS
+    )
+    by_model = removed_counts_per(
+        {"capped": judge(lists, rules, 3), "other": judge(other, rules_for(spark, CATALOGUE), 10)}
+    )
+    assert by_model == {
+        "capped": {AVAILABILITY: 0, EXCLUSIONS: 0, CATEGORY_CAP: 3},
+        "other": {AVAILABILITY: 3, EXCLUSIONS: 0, CATEGORY_CAP: 0},
+    }
 
 
 def test_rules_off_change_nothing(spark):

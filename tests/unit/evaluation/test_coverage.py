@@ -23,6 +23,7 @@ from recsys_spark.evaluation.coverage import beyond_accuracy_metrics, exposure_c
 from recsys_spark.evaluation.diversity import diversity_metrics
 from recsys_spark.evaluation.model_eval import (
     cold_item_metrics,
+    cold_item_metrics_per,
     evaluate_lists,
     evaluate_model,
     most_popular_lists,
@@ -306,3 +307,25 @@ def test_the_cold_item_protocol_leaves_every_models_metrics_as_they_are(
         assert cold["cold_items"]["models"][name] == pytest.approx(want, nan_ok=True), name
     # D for u1 and E for u5; u2's C and D are ranked below 3, u3's C is not listed
     assert cold["cold_items"]["models"]["model"]["cold_hits"] == 2
+
+
+def test_cold_metrics_of_several_models_in_one_pass_are_each_models_alone(
+    frames, spark: SparkSession
+) -> None:
+    # One action for every model: no model's users, slots or hits may reach another's.
+    recs, train, test = frames
+    users = test.select("user_id").distinct()
+    lists = {
+        "model": recs.select("user_id", "item_id", "rank"),
+        "most_popular": most_popular_lists(train, users, n=3),
+        "first_user_only": recs.filter("user_id = 'u1'").select("user_id", "item_id", "rank"),
+        "empty": recs.limit(0).select("user_id", "item_id", "rank"),
+    }
+    new = new_items(train, test, 2)
+    got = cold_item_metrics_per(lists, test, new, k=3)
+    assert list(got) == list(lists)
+    for name, frame in lists.items():
+        alone = cold_item_metrics(frame, test, new, k=3)
+        assert got[name] == pytest.approx(alone, nan_ok=True), name
+    assert got["model"]["cold_hits"] == 2 and got["first_user_only"]["cold_hits"] == 1
+    assert math.isnan(got["empty"]["cold_recall_at_3"]) and got["empty"]["cold_exposure_at_3"] == 0
