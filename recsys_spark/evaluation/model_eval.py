@@ -388,14 +388,12 @@ def cold_item_metrics_per(
         .agg(F.count(F.lit(1)).alias("pairs"), F.count("_hit").alias("hits"))
     )
     # A model without lists has no row: no slots, no pairs.
-    rows = {r[_OF]: r for r in slots.join(found, _OF, "full").collect()}
+    rows = {r[_OF]: r.asDict() for r in slots.join(found, _OF, "full").collect()}
     out = {}
     for name in lists:
-        row = rows.get(name)
-        n_slots = (row["slots"] or 0) if row else 0
-        cold_slots = (row["cold_slots"] or 0) if row else 0
-        n_pairs = (row["pairs"] or 0) if row else 0
-        hits = (row["hits"] or 0) if row else 0
+        row = {k: v or 0 for k, v in rows.get(name, {}).items()}
+        n_slots, cold_slots = row.get("slots", 0), row.get("cold_slots", 0)
+        n_pairs, hits = row.get("pairs", 0), row.get("hits", 0)
         out[name] = {
             f"cold_recall_at_{k}": hits / n_pairs if n_pairs else float("nan"),
             f"cold_exposure_at_{k}": cold_slots / n_slots if n_slots else 0.0,
